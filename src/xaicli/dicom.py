@@ -1,0 +1,122 @@
+"""Reading DICOM pixel data as an image a model can take (pydicom).
+
+The stored values go through the standard display pipeline of PS3.3 C.11: the Modality LUT (or
+Rescale Slope/Intercept) into modality units, then the VOI LUT or window (Window Center/Width,
+the first one when several are given) into display values, which are scaled to [0, 1] over the
+window's output range. Without a window the full range of the modality values is used.
+MONOCHROME1 (low values bright) is inverted so that bright means dense everywhere. Colour images
+(RGB, YBR_*) are converted to RGB. Multi-frame files need an explicit frame.
+
+Error messages name the file and the problem, never an attribute value: DICOM headers carry
+patient data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from xaicli.errors import InputError
+
+CODECS_HINT = "install the decoders with: pip install 'xaicli[dicom-codecs]'"
+
+
+def read_dataset(path: Path, *, stop_before_pixels: bool = False):
+    """Read a DICOM file with pydicom, turning every failure into an InputError."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
+    except InvalidDicomError:
+        raise InputError(f"{path}: not a valid DICOM file") from None
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # pydicom's messages can quote element values; keep only the exception type.
+        raise InputError(f"{path}: DICOM file is corrupt or truncated ({type(exc).__name__})") from None
+
+
+def frame_count(ds) -> int:
+    try:
+        return int(getattr(ds, "NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _pixels(path: Path, ds, frame: int | None) -> np.ndarray:
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise InputError(f"{path}: DICOM file has no pixel data")
+    frames = frame_count(ds)
+    if frames > 1 and frame is None:
+        raise InputError(f"{path}: multi-frame DICOM with {frames} frames; choose one frame")
+    if frame is not None and not 0 <= frame < frames:
+        raise InputError(f"{path}: frame {frame} does not exist (the file has {frames})")
+    try:
+        from pydicom.pixels import pixel_array
+
+        if frames > 1:
+            return pixel_array(ds, index=frame)
+        return ds.pixel_array
+    except (NotImplementedError, RuntimeError) as exc:
+        text = str(exc).lower()
+        if "decod" in text or "plugin" in text or "handler" in text or "transfer syntax" in text:
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            name = getattr(syntax, "name", "compressed")
+            raise InputError(f"{path}: no decoder for {name} pixel data; {CODECS_HINT}") from None
+        raise InputError(f"{path}: pixel data cannot be decoded ({type(exc).__name__})") from None
+    except (ValueError, AttributeError, KeyError, TypeError, EOFError) as exc:
+        raise InputError(f"{path}: pixel data is corrupt or truncated ({type(exc).__name__})") from None
+
+
+def read_dicom_image(path: str | Path, *, frame: int | None = None) -> np.ndarray:
+    """Read one DICOM image as float32 (H, W, C) in [0, 1], C = 1 or 3."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, convert_color_space
+
+    path = Path(path)
+    ds = read_dataset(path)
+    stored = _pixels(path, ds, frame)
+    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+    samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+
+    if samples == 3 or photometric in ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_RCT", "YBR_ICT", "PALETTE COLOR"):
+        if photometric == "PALETTE COLOR":
+            from pydicom.pixels import apply_color_lut
+
+            rgb = apply_color_lut(stored, ds)
+        elif photometric.startswith("YBR") and photometric not in ("YBR_RCT", "YBR_ICT"):
+            rgb = convert_color_space(stored, photometric, "RGB")
+        else:
+            rgb = stored
+        bits = int(getattr(ds, "BitsStored", 8) or 8)
+        if photometric == "PALETTE COLOR":
+            bits = 16 if rgb.dtype == np.uint16 else 8
+        image = rgb.astype(np.float32) / float(2**bits - 1)
+        return np.clip(image, 0.0, 1.0).reshape(image.shape[0], image.shape[1], 3)
+
+    if stored.ndim != 2:
+        raise InputError(f"{path}: unsupported pixel layout {stored.shape}")
+    values = apply_modality_lut(stored, ds).astype(np.float64)
+    has_window = "WindowCenter" in ds and "WindowWidth" in ds
+    if has_window or "VOILUTSequence" in ds:
+        values = apply_voi_lut(values, ds, index=0, prefer_lut=True).astype(np.float64)
+        low, high = _voi_output_range(ds, values)
+    else:
+        low, high = float(values.min()), float(values.max())
+    image = (values - low) / (high - low) if high > low else np.zeros_like(values)
+    image = np.clip(image, 0.0, 1.0).astype(np.float32)
+    if photometric == "MONOCHROME1":
+        image = 1.0 - image
+    return image[:, :, None]
+
+
+def _voi_output_range(ds, values: np.ndarray) -> tuple[float, float]:
+    """The range apply_voi_lut maps into: the LUT's bit depth, or the stored bit depth for windows."""
+    if "VOILUTSequence" in ds and not ("WindowCenter" in ds and "WindowWidth" in ds):
+        item = ds.VOILUTSequence[0]
+        bits = int(item.LUTDescriptor[2]) if "LUTDescriptor" in item else 16
+        return 0.0, float(2**bits - 1)
+    # For a window, pydicom maps into the stored value range [y_min, y_max] (PS3.3 C.11.2.1.2).
+    bits = int(getattr(ds, "BitsStored", 16) or 16)
+    if int(getattr(ds, "PixelRepresentation", 0) or 0) == 1:
+        return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
+    return 0.0, float(2**bits - 1)

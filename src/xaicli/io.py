@@ -1,0 +1,417 @@
+"""Reading every image kind and writing every output, in one place.
+
+Readers return ``float32`` arrays of shape (height, width, channels) scaled to [0, 1], with
+channels 1 (grayscale) or 3 (RGB, in that order). RGBA loses its alpha channel (composited on
+black: transparent pixels carry no image content a model should see). 16-bit images are scaled by
+65535, DICOM by its VOI window (see ``xaicli.dicom``). Format is recognised from the file's
+content; a file whose content does not match its extension is refused as mislabelled.
+
+Writers are atomic (a temporary file in the same folder, then a rename) and refuse to replace an
+existing file unless ``overwrite=True``: an interrupted run never leaves half a file, and a rerun
+never destroys earlier results by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io as _io
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaicli.errors import InputError, OutputError
+
+IMAGE_SUFFIXES = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
+    ".dcm": "DICOM",
+    ".dicom": "DICOM",
+}
+
+
+def _cv2():
+    import cv2
+
+    # OpenCV prints decoder warnings ("Premature end of JPEG file") straight to stderr; our own
+    # checks report such files instead.
+    with contextlib.suppress(Exception):
+        cv2.setLogLevel(0)
+    return cv2
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The image format of a file from its first bytes, or None when unknown."""
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
+        return "TIFF"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return "GIF"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "DICOM"
+    return None
+
+
+def is_image_file(path: Path) -> bool:
+    """True for files whose suffix names a readable image, and for suffix-less DICOM files."""
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return True
+    if suffix == "" and path.is_file():
+        try:
+            with open(path, "rb") as handle:
+                return sniff_format(handle.read(132)) == "DICOM"
+        except OSError:
+            return False
+    return False
+
+
+def iter_image_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Expand files and folders into image files: folders recursively, in a stable sorted order.
+
+    A named file is kept whatever its suffix (the reader then says what is wrong with it); inside
+    folders only image files are taken, and hidden files and folders are skipped.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = [
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+                and is_image_file(p)
+            ]
+            files.extend(sorted(found, key=lambda p: p.relative_to(path).as_posix()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return files
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not an image file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if not data:
+        raise InputError(f"{path}: file is empty")
+    return data
+
+
+def _check_complete(path: Path, fmt: str, data: bytes) -> None:
+    # Decoders fill a truncated image with grey and carry on; a model must never see that.
+    if fmt == "PNG" and b"IEND" not in data[-64:]:
+        raise InputError(f"{path}: truncated PNG (no IEND chunk)")
+    if fmt == "JPEG" and b"\xff\xd9" not in data[-4096:]:
+        raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
+def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if array.dtype == bool:
+        return array.astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        array = array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise InputError(f"{path}: image holds NaN or infinite values")
+        lo, hi = float(array.min()), float(array.max())
+        if lo < 0.0 or hi > 1.0:  # float TIFFs carry arbitrary units: stretch to [0, 1]
+            array = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+        return array
+    raise InputError(f"{path}: unsupported pixel type {array.dtype}")
+
+
+def _channels_last(array: np.ndarray, path: Path, *, bgr: bool) -> np.ndarray:
+    """Grayscale -> (H, W, 1); BGR(A)/RGB(A) -> (H, W, 3) RGB, alpha composited on black."""
+    if array.ndim == 2:
+        return array[:, :, None]
+    if array.ndim != 3:
+        raise InputError(f"{path}: unsupported image layout {array.shape}")
+    channels = array.shape[2]
+    if channels == 1:
+        return array
+    if channels == 2:  # grey + alpha
+        return (array[:, :, :1] * array[:, :, 1:2]).astype(np.float32)
+    if channels not in (3, 4):
+        raise InputError(f"{path}: unsupported number of channels ({channels})")
+    rgb = array[:, :, 2::-1] if bgr else array[:, :, :3]
+    if channels == 4:
+        rgb = rgb * array[:, :, 3:4]
+    return np.ascontiguousarray(rgb, dtype=np.float32)
+
+
+def _read_with_pillow(path: Path, data: bytes) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(_io.BytesIO(data)) as image:
+            image.load()
+            if image.mode in ("I;16", "I;16B", "I;16L"):
+                array = np.array(image, dtype=np.uint16)
+            elif image.mode in ("1", "L", "P", "LA", "PA", "RGB", "RGBA"):
+                mode = {"1": "L", "P": "RGBA" if "transparency" in image.info else "RGB"}.get(
+                    image.mode, image.mode
+                )
+                if image.mode == "P" and mode == "RGB" and _palette_is_gray(image):
+                    mode = "L"
+                array = np.array(image.convert(mode))
+            else:
+                array = np.array(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"{path}: cannot decode image ({exc})") from None
+    return _channels_last(_to_float(array, path), path, bgr=False)
+
+
+def _palette_is_gray(image: Any) -> bool:
+    palette = np.array(image.getpalette() or [], dtype=np.int32).reshape(-1, 3)
+    return bool(len(palette)) and bool(np.all(palette[:, 0] == palette[:, 1]) and np.all(palette[:, 1] == palette[:, 2]))
+
+
+def _read_with_opencv(path: Path, data: bytes) -> np.ndarray:
+    cv2 = _cv2()
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if array is None or array.size == 0:
+        raise InputError(f"{path}: cannot decode image (corrupt or unsupported)")
+    return _channels_last(_to_float(array, path), path, bgr=True)
+
+
+def read_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.ndarray:
+    """Read any supported image as float32 (H, W, C) in [0, 1], C = 1 or 3.
+
+    ``frame`` selects one frame of a multi-frame DICOM (0-based); a multi-frame file read without
+    it is refused rather than silently reduced to its first frame.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    fmt = sniff_format(data[:132])
+    expected = IMAGE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        if expected is not None:
+            raise InputError(f"{path}: not a valid {expected} file (unrecognised content)")
+        raise InputError(f"{path}: not an image file xaicli can read")
+    if expected is not None and expected != fmt:
+        raise InputError(f"{path}: mislabelled file: content is {fmt}, name says {expected}")
+    if fmt == "DICOM":
+        from xaicli.dicom import read_dicom_image
+
+        return read_dicom_image(path, frame=frame)
+    if frame not in (None, 0):
+        raise InputError(f"{path}: a {fmt} file has one frame; frame {frame} does not exist")
+    _check_complete(path, fmt, data)
+    if fmt in ("PNG", "TIFF", "BMP"):  # OpenCV keeps 16-bit samples and reads TIFF fully
+        return _read_with_opencv(path, data)
+    return _read_with_pillow(path, data)
+
+
+def read_mask(path: str | os.PathLike[str], *, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a region mask (any image format) as a boolean (H, W) array: True where the pixel is set.
+
+    ``shape`` resizes it (nearest neighbour, so it stays binary) to an image's (height, width).
+    """
+    image = read_image(path)
+    mask = image.max(axis=2) > 0.5
+    if shape is not None and mask.shape != tuple(shape):
+        cv2 = _cv2()
+        mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return mask
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Convert (H, W, C) between grayscale (1) and RGB (3); luminance by ITU-R BT.601 weights."""
+    have = image.shape[2]
+    if have == channels:
+        return image
+    if channels == 1:
+        weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return (image @ weights)[:, :, None].astype(np.float32)
+    if channels == 3:
+        return np.repeat(image, 3, axis=2)
+    raise InputError(f"cannot convert an image to {channels} channels")
+
+
+def resize(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "area") -> np.ndarray:
+    """Resize (H, W[, C]) to ``size`` = (height, width); area averaging when shrinking."""
+    if image.shape[:2] == tuple(size):
+        return image
+    cv2 = _cv2()
+    shrinking = size[0] < image.shape[0] or size[1] < image.shape[1]
+    flag = {
+        "area": cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+        "linear": cv2.INTER_LINEAR,
+        "nearest": cv2.INTER_NEAREST,
+        "cubic": cv2.INTER_CUBIC,
+    }[interpolation]
+    out = cv2.resize(image, (size[1], size[0]), interpolation=flag)
+    if image.ndim == 3 and out.ndim == 2:
+        out = out[:, :, None]
+    return out
+
+
+# ----------------------------------------------------------------------------------- writers
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False, mode: str = "wb") -> Iterator[Any]:
+    """Open a temporary file beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        if not overwrite and path.exists():  # created by someone else meanwhile
+            raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    with atomic_output(path, overwrite=overwrite) as handle:
+        handle.write(data)
+    return Path(path)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of an RGB / grayscale uint8 or uint16 array (float in [0, 1] is scaled to uint8)."""
+    cv2 = _cv2()
+    array = np.asarray(image)
+    if np.issubdtype(array.dtype, np.floating):
+        array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim == 3:
+        array = array[:, :, ::-1]  # RGB -> BGR for OpenCV
+    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(array))
+    if not ok:
+        raise OutputError("cannot encode PNG")
+    return buffer.tobytes()
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray, *, overwrite: bool = False) -> Path:
+    return write_bytes(path, encode_png(image), overwrite=overwrite)
+
+
+def write_npy(path: str | os.PathLike[str], array: np.ndarray, *, overwrite: bool = False) -> Path:
+    with atomic_output(path, overwrite=overwrite) as handle:
+        np.save(handle, np.asarray(array), allow_pickle=False)
+    return Path(path)
+
+
+def write_npz(path: str | os.PathLike[str], *, overwrite: bool = False, **arrays: np.ndarray) -> Path:
+    with atomic_output(path, overwrite=overwrite) as handle:
+        np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
+    return Path(path)
+
+
+def write_csv(
+    path: str | os.PathLike[str],
+    rows: Iterable[dict[str, Any]],
+    *,
+    columns: Sequence[str] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write dict rows as CSV; ``columns`` fixes the column order (default: first row's keys)."""
+    rows = list(rows)
+    if columns is None:
+        columns = list(rows[0]) if rows else []
+    with atomic_output(path, overwrite=overwrite, mode="w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    return Path(path)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.6g}"
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+# ----------------------------------------------------------------------------------- overlays
+
+COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "hot", "gray")
+
+
+def normalize_map(saliency: np.ndarray, *, mode: str = "positive") -> np.ndarray:
+    """Scale a map to [0, 1] for display: ``positive`` keeps the positive part, ``abs`` magnitudes."""
+    array = np.asarray(saliency, dtype=np.float32)
+    array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
+    array = np.abs(array) if mode == "abs" else np.maximum(array, 0.0)
+    top = float(array.max()) if array.size else 0.0
+    return array / top if top > 0 else np.zeros_like(array)
+
+
+def colorize(saliency01: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """A [0, 1] map as an RGB uint8 picture (jet: red = high contribution, blue = low)."""
+    cv2 = _cv2()
+    if colormap not in COLORMAPS:
+        raise InputError(f"unknown colormap {colormap!r}; choose from {', '.join(COLORMAPS)}")
+    gray = np.clip(np.round(saliency01 * 255.0), 0, 255).astype(np.uint8)
+    if colormap == "gray":
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    code = getattr(cv2, f"COLORMAP_{colormap.upper()}")
+    return cv2.applyColorMap(gray, code)[:, :, ::-1]
+
+
+def overlay(
+    image: np.ndarray,
+    saliency: np.ndarray,
+    *,
+    colormap: str = "jet",
+    alpha: float = 0.45,
+    mode: str = "positive",
+) -> np.ndarray:
+    """Blend a saliency map (resized to the image) over the image, as the source studies show it.
+
+    ``image`` is float (H, W, C) in [0, 1]; the result is RGB uint8. ``alpha`` is the weight of the
+    heatmap (0 = image only, 1 = heatmap only).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"alpha must lie in [0, 1], not {alpha}")
+    height, width = image.shape[:2]
+    heat = normalize_map(saliency, mode=mode)
+    if heat.shape != (height, width):
+        heat = resize(heat, (height, width), interpolation="linear")
+    heat_rgb = colorize(heat, colormap).astype(np.float32) / 255.0
+    base = to_channels(np.clip(image, 0.0, 1.0).astype(np.float32), 3)
+    blended = (1.0 - alpha) * base + alpha * heat_rgb
+    return np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
