@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -57,6 +58,15 @@ class ModelInfo:
     @classmethod
     def from_json(cls, text: str) -> ModelInfo:
         return cls(**json.loads(text))
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model with what xaicli knows about it (``xaicli.models.io.load_model`` makes one)."""
+
+    model: Any  # keras.Model
+    info: ModelInfo
+    path: Path | None = None
 
 
 class ModelSpec(ABC):

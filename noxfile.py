@@ -1,0 +1,60 @@
+"""Developer tasks. ``nox -l`` lists them; extra arguments pass through after ``--``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.default_venv_backend = "venv"
+
+# The peers run in the benchmark's own environment, never in xaicli's dependencies.
+# xplique 2.0.2 declares tensorflow[and-cuda]; install it without dependencies next to the CPU
+# TensorFlow xaicli already uses, then add the few packages it needs (see docs/benchmarks.md).
+EXPLAINER_PEERS_NODEPS = ["xplique==2.0.2", "tf-keras-vis==0.8.7"]
+EXPLAINER_PEERS_NEEDS = ["einops", "deprecated", "matplotlib", "imageio", "tf-keras>=2.16,<2.22"]
+DICOM_PEERS = ["dicognito==0.19.0", "deid==0.4.13", "dicom-anonymizer==2.1.0"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the test suite (pass pytest arguments after --)."""
+    session.install("-e", ".[test]", "./plugins/xaicli-edges")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff: lint the package, tests, plugins and benchmarks."""
+    session.install("ruff")
+    session.run("ruff", "check", "src", "tests", "plugins", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's main job: compare four explainers on the shipped sample data."""
+    session.install("-e", ".")
+    session.run("bash", "scripts/demo.sh", *session.posargs, external=True)
+
+
+@nox.session(name="bench-explainers")
+def bench_explainers(session: nox.Session) -> None:
+    """Explainers: seconds per image, cost floor and the peers (Xplique, tf-keras-vis, lime)."""
+    session.install("-e", ".")
+    session.install("--no-deps", *EXPLAINER_PEERS_NODEPS)
+    session.install(*EXPLAINER_PEERS_NEEDS)
+    session.run("python", "benchmarks/explainers.py", *session.posargs)
+
+
+@nox.session(name="bench-dicom")
+def bench_dicom(session: nox.Session) -> None:
+    """DICOM de-identification: files/s of xaicli and the peers on the same 1,000+ files."""
+    session.install("-e", ".")
+    session.install(*DICOM_PEERS)
+    session.run("python", "benchmarks/dicom.py", *session.posargs)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """All benchmarks (explainers, then DICOM); results land in bench-results/."""
+    session.notify("bench-explainers", session.posargs)
+    session.notify("bench-dicom", session.posargs)
