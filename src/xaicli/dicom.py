@@ -13,6 +13,10 @@ patient data.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +26,35 @@ from xaicli.errors import InputError
 CODECS_HINT = "install the decoders with: pip install 'xaicli[dicom-codecs]'"
 
 
-def read_dataset(path: Path, *, stop_before_pixels: bool = False):
-    """Read a DICOM file with pydicom, turning every failure into an InputError."""
+@contextlib.contextmanager
+def quiet_pydicom() -> Iterator[None]:
+    """Silence pydicom's warnings and log lines: they quote element values (patient data)."""
+    logger = logging.getLogger("pydicom")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def read_dataset(path: Path, *, stop_before_pixels: bool = False, force: bool = False):
+    """Read a DICOM file with pydicom, turning every failure into an InputError.
+
+    ``force`` also accepts files without the 128-byte preamble and "DICM" prefix (older files);
+    the result must then hold at least one standard attribute to count as DICOM.
+    """
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels)
+        with quiet_pydicom():
+            ds = pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels, force=force)
+            if force and not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
+                raise InvalidDicomError("no standard attributes")
+            return ds
     except InvalidDicomError:
         raise InputError(f"{path}: not a valid DICOM file") from None
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -68,12 +94,17 @@ def _pixels(path: Path, ds, frame: int | None) -> np.ndarray:
         raise InputError(f"{path}: pixel data is corrupt or truncated ({type(exc).__name__})") from None
 
 
-def read_dicom_image(path: str | Path, *, frame: int | None = None) -> np.ndarray:
+def read_dicom_image(path: str | Path, *, frame: int | None = None, force: bool = False) -> np.ndarray:
     """Read one DICOM image as float32 (H, W, C) in [0, 1], C = 1 or 3."""
+    path = Path(path)
+    with quiet_pydicom():
+        return _read_dicom_image(path, frame, force)
+
+
+def _read_dicom_image(path: Path, frame: int | None, force: bool) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut, convert_color_space
 
-    path = Path(path)
-    ds = read_dataset(path)
+    ds = read_dataset(path, force=force)
     stored = _pixels(path, ds, frame)
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     samples = int(getattr(ds, "SamplesPerPixel", 1) or 1)
@@ -96,27 +127,32 @@ def read_dicom_image(path: str | Path, *, frame: int | None = None) -> np.ndarra
     if stored.ndim != 2:
         raise InputError(f"{path}: unsupported pixel layout {stored.shape}")
     values = apply_modality_lut(stored, ds).astype(np.float64)
-    has_window = "WindowCenter" in ds and "WindowWidth" in ds
-    if has_window or "VOILUTSequence" in ds:
-        values = apply_voi_lut(values, ds, index=0, prefer_lut=True).astype(np.float64)
-        low, high = _voi_output_range(ds, values)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        image = _window(values, ds)
+    elif "VOILUTSequence" in ds:
+        item = ds.VOILUTSequence[0]
+        bits = int(item.LUTDescriptor[2]) if "LUTDescriptor" in item else 16
+        image = apply_voi_lut(values, ds, index=0, prefer_lut=True).astype(np.float64) / float(2**bits - 1)
     else:
         low, high = float(values.min()), float(values.max())
-    image = (values - low) / (high - low) if high > low else np.zeros_like(values)
+        image = (values - low) / (high - low) if high > low else np.zeros_like(values)
     image = np.clip(image, 0.0, 1.0).astype(np.float32)
     if photometric == "MONOCHROME1":
         image = 1.0 - image
     return image[:, :, None]
 
 
-def _voi_output_range(ds, values: np.ndarray) -> tuple[float, float]:
-    """The range apply_voi_lut maps into: the LUT's bit depth, or the stored bit depth for windows."""
-    if "VOILUTSequence" in ds and not ("WindowCenter" in ds and "WindowWidth" in ds):
-        item = ds.VOILUTSequence[0]
-        bits = int(item.LUTDescriptor[2]) if "LUTDescriptor" in item else 16
-        return 0.0, float(2**bits - 1)
-    # For a window, pydicom maps into the stored value range [y_min, y_max] (PS3.3 C.11.2.1.2).
-    bits = int(getattr(ds, "BitsStored", 16) or 16)
-    if int(getattr(ds, "PixelRepresentation", 0) or 0) == 1:
-        return float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    return 0.0, float(2**bits - 1)
+def _first(value) -> float:
+    return float(value[0]) if hasattr(value, "__len__") and not isinstance(value, str) else float(value)
+
+
+def _window(values: np.ndarray, ds) -> np.ndarray:
+    """Window Center/Width straight into [0, 1] (PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID)."""
+    center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
+    function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").upper()
+    if function == "SIGMOID":
+        return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / max(width, 1e-6)))
+    if function == "LINEAR_EXACT":
+        return (values - center) / max(width, 1e-6) + 0.5
+    width = max(width, 1.0)
+    return (values - (center - 0.5)) / max(width - 1.0, 1e-6) + 0.5

@@ -51,6 +51,9 @@ def _cv2():
 
 def sniff_format(head: bytes) -> str | None:
     """The image format of a file from its first bytes, or None when unknown."""
+    # DICOM first: its 128-byte preamble is free-form and may itself look like a TIFF header.
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "DICOM"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "PNG"
     if head.startswith(b"\xff\xd8\xff"):
@@ -61,8 +64,6 @@ def sniff_format(head: bytes) -> str | None:
         return "TIFF"
     if head.startswith((b"GIF87a", b"GIF89a")):
         return "GIF"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return "DICOM"
     return None
 
 
@@ -209,6 +210,10 @@ def read_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.
     data = _read_bytes(path)
     fmt = sniff_format(data[:132])
     expected = IMAGE_SUFFIXES.get(path.suffix.lower())
+    if fmt is None and expected == "DICOM":  # DICOM without preamble: let pydicom decide
+        from xaicli.dicom import read_dicom_image
+
+        return read_dicom_image(path, frame=frame, force=True)
     if fmt is None:
         if expected is not None:
             raise InputError(f"{path}: not a valid {expected} file (unrecognised content)")

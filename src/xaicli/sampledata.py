@@ -282,9 +282,11 @@ FICTITIOUS_PATIENT = {
 
 
 def _uid(*parts: object) -> str:
-    from pydicom.uid import generate_uid
+    # A "2.25." UID (an integer form of a UUID, PS3.5 B.2) derived from a hash: reproducible.
+    import hashlib
 
-    return generate_uid(prefix=None, entropy_srcs=["xaicli-sample", *map(str, parts)])
+    digest = hashlib.sha256("/".join(["xaicli-sample", *map(str, parts)]).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def make_dicom(out: Path, chest_test: list[np.ndarray], *, overwrite=False) -> int:
