@@ -115,7 +115,7 @@ def chest_image(rng: np.random.Generator, label: str, size: int = CHEST_SIZE):
 
 def make_chest(out: Path, rng: np.random.Generator, *, per_class=(60, 15), overwrite=False) -> int:
     count = 0
-    for split, n in zip(("train", "test"), per_class):
+    for split, n in zip(("train", "test"), per_class, strict=True):
         index = 0
         for label in CHEST_CLASSES:
             for _ in range(n):
@@ -182,7 +182,7 @@ def face_image(rng: np.random.Generator, age: int, race: int, size: int = FACE_S
 
 def make_faces(out: Path, rng: np.random.Generator, *, counts=(200, 40), overwrite=False) -> int:
     count = 0
-    for split, n in zip(("train", "test"), counts):
+    for split, n in zip(("train", "test"), counts, strict=True):
         for index in range(n):
             age = int(rng.integers(1, 81))
             gender, race = int(rng.integers(2)), int(rng.integers(5))
