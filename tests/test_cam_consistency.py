@@ -1,0 +1,150 @@
+"""The Grad-CAM consistency regulariser: exact loss, gradient flow, and lambda = 0 is plain training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from xaicli.engine.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model  # noqa: E402
+from xaicli.metrics.consistency import ConsistencyAccumulator  # noqa: E402
+
+CLASSES = 3
+
+
+def _tiny_model(seed: int = 0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu", padding="same", name="conv1")(inputs)
+    x = keras.layers.Conv2D(6, 3, activation="relu", padding="same", name="last_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(CLASSES, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs)
+
+
+def _toy_data(n: int = 48, seed: int = 1):
+    """Class k has a bright 3x3 square in horizontal band k, at a random column."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 0.1, (n, 12, 12, 1)).astype(np.float32)
+    y = np.arange(n) % CLASSES
+    for i, label in enumerate(y):
+        column = rng.integers(0, 9)
+        x[i, label * 4 : label * 4 + 3, column : column + 3, 0] += 1.0
+    return x, y
+
+
+def _numpy_cam_maps(model, x, y):
+    """Grad-CAM at 'last_conv' from activations and gradients taken by the explainers' runner."""
+    from xaicli.runner import ModelRunner
+    from xaicli.targets import LinearTarget
+
+    runner = ModelRunner(model, batch_size=7)
+    weights = np.eye(CLASSES, dtype=np.float32)[y]
+    target = LinearTarget(weights, [str(v) for v in y])
+    ref = runner.resolve_layers("last_conv")
+    _, (acts,), (grads,) = runner.activation_gradients(x, target, ref)
+    alpha = grads.mean(axis=(1, 2), keepdims=True)
+    cam = np.maximum((alpha * acts).sum(axis=-1), 0.0)
+    return cam / (cam.max(axis=(1, 2), keepdims=True) + 1e-7)
+
+
+def _numpy_l_cam(maps, y, correct, means, seen, decay):
+    """L_CAM by the definition: per class, mean distance of the correct maps from the EMA mean."""
+    losses = []
+    for c in range(CLASSES):
+        members = correct & (y == c)
+        if not members.any():
+            continue
+        batch_mean = maps[members].mean(axis=0)
+        mean = decay * means[c] + (1 - decay) * batch_mean if seen[c] else batch_mean
+        losses.append(((maps[members] - mean) ** 2).mean(axis=(1, 2)).mean())
+    return float(np.mean(losses)) if losses else 0.0
+
+
+def test_regularised_loss_equals_a_numpy_recomputation_on_a_fixed_batch():
+    base = _tiny_model()
+    x, y = _toy_data(24)
+    wrapped = make_consistency_model(base, "last_conv", CLASSES, decay=0.8)
+    wrapped.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    y_pred, task_loss, cam_loss, new_means, present = wrapped._step_losses(x, y, None, False)
+
+    predicted = np.asarray(y_pred).argmax(axis=1)
+    maps = _numpy_cam_maps(base, x, y)
+    # first batch: the class means are the batch means, so L_CAM is the consistency metric
+    accumulator = ConsistencyAccumulator("positive")
+    for saliency, truth, guess in zip(maps, y, predicted, strict=True):
+        accumulator.add(saliency, int(truth), int(guess))
+    expected = accumulator.result().overall
+    if np.isnan(expected):
+        expected = 0.0
+    # (the metric divides by the maximum without the training loss's 1e-7 guard: rel 1e-3)
+    assert float(cam_loss) == pytest.approx(expected, rel=1e-3, abs=1e-7)
+    correct = predicted == y
+    no_means = np.zeros((CLASSES, *maps.shape[1:]), np.float32)
+    assert float(cam_loss) == pytest.approx(_numpy_l_cam(maps, y, correct, no_means, np.zeros(CLASSES), 0.8), rel=1e-5, abs=1e-8)
+    probabilities = np.asarray(y_pred)
+    cross_entropy = -np.log(probabilities[np.arange(len(y)), y]).mean()
+    assert float(task_loss) == pytest.approx(cross_entropy, rel=1e-5)
+
+    # second batch: the EMA blends the stored means with the new batch means
+    wrapped.class_means.assign(np.asarray(new_means))
+    wrapped.class_seen.assign(np.asarray(present))
+    x2, y2 = _toy_data(24, seed=5)
+    y_pred2, _, cam_loss2, _, _ = wrapped._step_losses(x2, y2, None, False)
+    maps2 = _numpy_cam_maps(base, x2, y2)
+    correct2 = np.asarray(y_pred2).argmax(axis=1) == y2
+    expected2 = _numpy_l_cam(maps2, y2, correct2, np.asarray(new_means), np.asarray(present), 0.8)
+    assert float(cam_loss2) == pytest.approx(expected2, rel=1e-5, abs=1e-8)
+
+
+def _train(lam: float, epochs: int = 3, seed: int = 0, plain: bool = False):
+    base = _tiny_model(seed)
+    x, y = _toy_data(48)
+    keras.utils.set_random_seed(seed + 100)
+    if plain:
+        base.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+        history = base.fit(x, y, batch_size=12, epochs=epochs, shuffle=False, verbose=0)
+        return base, history
+    model = make_consistency_model(base, "last_conv", CLASSES)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    schedule = LambdaSchedule(lam, epochs, kind="step")
+    history = model.fit(x, y, batch_size=12, epochs=epochs, shuffle=False, verbose=0,
+                        callbacks=[lambda_callback(model, schedule)])
+    return base, history
+
+
+def test_lambda_zero_gives_the_same_weights_as_plain_training():
+    regularised, history = _train(0.0)
+    plain, _ = _train(0.0, plain=True)
+    for a, b in zip(regularised.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert {"loss", "task_loss", "cam_loss", "cam_lambda"} <= set(history.history)
+
+
+def test_the_regulariser_gradient_makes_maps_more_consistent():
+    x, y = _toy_data(48)
+
+    def consistency(model):
+        maps = _numpy_cam_maps(model, x, y)
+        accumulator = ConsistencyAccumulator("positive")
+        predicted = model(x).numpy().argmax(axis=1)
+        for saliency, truth, guess in zip(maps, y, predicted, strict=True):
+            accumulator.add(saliency, int(truth), int(guess))
+        return accumulator.result().overall
+
+    plain, _ = _train(0.0, epochs=6)
+    regularised, history = _train(50.0, epochs=6)
+    assert history.history["cam_loss"][-1] < history.history["cam_loss"][0]
+    assert consistency(regularised) < consistency(plain)
+
+
+def test_schedules():
+    linear = LambdaSchedule(2.0, epochs=5, kind="linear", warmup=1)
+    assert [linear.at(e) for e in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    step = LambdaSchedule(2.0, epochs=5, kind="step", warmup=2)
+    assert [step.at(e) for e in range(5)] == [0.0, 0.0, 2.0, 2.0, 2.0]
+    from xaicli.errors import UsageError
+
+    with pytest.raises(UsageError):
+        LambdaSchedule(-1.0, epochs=3)
