@@ -57,7 +57,7 @@ def _root(
 
 
 def _register() -> None:
-    from xaicli.cli import anonymize, compare, explain, plugins_cmd, predict, score, train
+    from xaicli.cli import anonymize, compare, consistency_study, explain, plugins_cmd, predict, score, train
 
     app.command("train")(train.train)
     app.command("predict")(predict.predict)
@@ -65,6 +65,7 @@ def _register() -> None:
     app.command("score")(score.score)
     app.command("compare")(compare.compare)
     app.command("dicom-anonymize")(anonymize.dicom_anonymize)
+    app.command("consistency-study")(consistency_study.consistency_study)
     app.command("plugins")(plugins_cmd.plugins)
 
 
