@@ -377,9 +377,12 @@ COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "hot", "gray")
 
 
 def normalize_map(saliency: np.ndarray, *, mode: str = "positive") -> np.ndarray:
-    """Scale a map to [0, 1] for display: ``positive`` keeps the positive part, ``abs`` magnitudes."""
+    """Scale a map to [0, 1] for display: ``positive`` keeps the positive part, ``abs`` magnitudes,
+    ``minmax`` subtracts the minimum (for maps with a large offset, such as RISE's)."""
     array = np.asarray(saliency, dtype=np.float32)
     array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
+    if mode == "minmax":
+        array = array - (float(array.min()) if array.size else 0.0)
     array = np.abs(array) if mode == "abs" else np.maximum(array, 0.0)
     top = float(array.max()) if array.size else 0.0
     return array / top if top > 0 else np.zeros_like(array)

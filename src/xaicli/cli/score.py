@@ -1,12 +1,181 @@
-"""``xaicli score``."""
+"""``xaicli score``: metrics for the maps an ``xaicli explain`` run wrote."""
 
 from __future__ import annotations
 
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from xaicli.errors import UsageError
+
+def parse_value(text: str) -> Any:
+    """``3`` -> 3, ``0.5`` -> 0.5, ``true`` -> True, anything else stays a string."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "on"):
+        return True
+    if lowered in ("false", "no", "off"):
+        return False
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text.strip()
 
 
-def score(inputs: list[str] = typer.Argument(None)) -> None:
-    """Not implemented yet."""
-    raise UsageError("xaicli score is not implemented yet")
+def parse_params(items: list[str] | None, option: str) -> dict[str, dict[str, Any]]:
+    """``["rise.masks=500", "lime.num_samples=200"]`` -> ``{"rise": {"masks": 500}, ...}``."""
+    from xaicli.errors import UsageError
+
+    params: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        name, dot, rest = item.partition(".")
+        key, equals, value = rest.partition("=")
+        if not (dot and equals and name and key):
+            raise UsageError(f"{option} {item!r}: write NAME.KEY=VALUE, e.g. {option} rise.masks=500")
+        params.setdefault(name.strip(), {})[key.strip()] = parse_value(value)
+    return params
+
+
+def metric_params(steps: int | None, tolerance: int | None, extra: list[str] | None) -> dict[str, dict[str, Any]]:
+    params = parse_params(extra, "--metric-param")
+    if steps is not None:
+        for name in ("deletion", "insertion"):
+            params.setdefault(name, {}).setdefault("steps", steps)
+    if tolerance is not None:
+        params.setdefault("pointing-hit", {}).setdefault("tolerance", tolerance)
+    return params
+
+
+def render_summary(console: Any, title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    """The per-method means as a rich table (the age study's shape), with n where it differs."""
+    from xaicli.cli.render import table
+
+    means = [c for c in columns if c not in ("Method", "Images", "Normalization") and not c.endswith(("_std", "_n"))]
+    shown = [c for c in means if any(not _nan(r.get(c)) for r in rows)]
+    body = [[r["Method"], *(_cell(r.get(c)) for c in shown), r.get("Images", "")] for r in rows]
+    headers = ["Method", *shown, "Images"]
+    result = table(title, headers, body)
+    widths = [max(len(h), 7) for h in headers]
+    widths[0] = max([len(h) for h in headers[:1]] + [len(str(r["Method"])) for r in rows])
+    for column, width in zip(result.columns, widths, strict=True):
+        column.no_wrap = True
+        column.min_width = width
+    # The table is read as a whole: never squeeze its headers to fit a narrow (or piped) console.
+    console.print(result, width=max(console.width, sum(w + 3 for w in widths) + 1), crop=False)
+
+
+def _nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _cell(value: Any) -> Any:
+    if _nan(value):
+        return "-"
+    return float(value) if isinstance(value, (int, float)) else value
+
+
+def progress_bar(console: Any, description: str):
+    """A rich progress bar on stderr and the ``(done, total)`` callback that advances it."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                   console=console, transient=True)
+    task = bar.add_task(description, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
+    if no_region:
+        console.print(f"[yellow]{len(no_region)} image(s) without a region (their region metrics are NaN):[/yellow]")
+        for file, reason in no_region[:20]:
+            console.print(f"[yellow]  - {file}: {reason}[/yellow]")
+        if len(no_region) > 20:
+            console.print(f"[yellow]  ... and {len(no_region) - 20} more (see the region column of scores.csv)[/yellow]")
+
+
+def score(
+    run: Path = typer.Argument(..., help="An `xaicli explain` output folder (or its maps.csv)."),
+    roi: str = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY."),
+    roi_label: str = typer.Option(None, help="Name of the region in column names (default: Face for faces, else Roi)."),
+    metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric plugins (default: the region metrics and entropy; deletion and insertion with --model). See `xaicli plugins metrics`."),
+    normalization: str = typer.Option("positive", help="Map mass: positive (positive part), abs (magnitude) or minmax (minus the minimum, for offset maps like RISE)."),
+    model: Path = typer.Option(None, "--model", "-m", help="The model the maps explain (needed by deletion/insertion)."),
+    deletion_steps: int = typer.Option(None, help="Deletion/insertion: steps of the curves (default 50)."),
+    tolerance: int = typer.Option(None, help="Pointing-hit tolerance in pixels (default 0)."),
+    metric_param: list[str] = typer.Option(None, "--metric-param", help="Metric parameter METRIC.KEY=VALUE (repeatable), e.g. deletion.baseline=blur."),
+    output: Path = typer.Option(None, "--output", "--out", "-o", help="Folder for scores.csv and summary.csv (default: the run folder)."),
+    batch_size: int = typer.Option(16, help="Images per model call (deletion/insertion)."),
+    allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Score the maps of an `xaicli explain` run: writes scores.csv (image x method) and summary.csv."""
+    from xaicli.cli.render import err_console, out_console
+    from xaicli.engine.score import score_run
+    from xaicli.errors import EXIT_INPUT, PartialFailure
+    from xaicli.rois import parse_roi
+
+    region = parse_roi(roi, roi_label) if roi else None
+    loaded = None
+    if model is not None:
+        from xaicli.models.io import load_model
+
+        loaded = load_model(model, allow_unsafe=allow_unsafe)
+    console = err_console() if as_json else out_console()
+    bar, update = progress_bar(err_console(), "scoring maps")
+    with bar:
+        result = score_run(run, output, metrics=metrics, roi=region, normalization=normalization, loaded=loaded,
+                           params=metric_params(deletion_steps, tolerance, metric_param), batch_size=batch_size,
+                           overwrite=overwrite, progress=update)
+    if as_json:
+        payload = {"maps_scored": result.rows, "region": result.region, "normalization": result.normalization,
+                   "summary": result.summary, "consistency": result.consistency, "outputs": result.outputs,
+                   "no_region": [{"file": f, "reason": r} for f, r in result.no_region],
+                   "failures": [{"item": f, "reason": r} for f, r in result.failures]}
+        sys.stdout.write(to_json(payload) + "\n")
+    else:
+        render_summary(console, f"Scores ({result.rows} maps, normalization: {result.normalization}"
+                       + (f", region: {result.region})" if result.region else ")"), result.summary, result.summary_columns)
+        report_problems(console, result.no_region)
+        for key, path in result.outputs.items():
+            console.print(f"  {key}: {path}")
+    if result.failures:
+        error = PartialFailure(f"{len(result.failures)} map(s) could not be scored", result.failures)
+        if not result.rows:
+            error.exit_code = EXIT_INPUT
+        raise error
+
+
+def to_json(payload: Any) -> str:
+    """Strict JSON (NaN and infinities become null, NumPy scalars plain numbers)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+            value = value.item()
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            return value
+        return str(value)
+
+    return json.dumps(clean(payload), indent=2, allow_nan=False)

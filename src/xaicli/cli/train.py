@@ -1,12 +1,123 @@
-"""``xaicli train``."""
+"""``xaicli train``: fit a model plugin on a labelled folder; every option also from ``--config``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import typer
 
-from xaicli.errors import UsageError
+from xaicli.errors import InputError, UsageError
 
 
-def train(inputs: list[str] = typer.Argument(None)) -> None:
-    """Not implemented yet."""
-    raise UsageError("xaicli train is not implemented yet")
+def apply_config(ctx: typer.Context, config: Path | None, values: dict[str, Any]) -> dict[str, Any]:
+    """Options left at their default take the YAML file's value (keys as the option names,
+    with dashes or underscores); options given on the command line win."""
+    if config is None:
+        return values
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise InputError(f"{config}: no such config file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{config}: not a readable YAML file ({' '.join(str(exc).split())[:160]})") from None
+    if not isinstance(loaded, dict):
+        raise InputError(f"{config}: the YAML file must hold a mapping of option: value")
+    result = dict(values)
+    for key, value in loaded.items():
+        name = str(key).replace("-", "_")
+        if name not in values or name == "config":
+            raise UsageError(f"{config}: unknown option {key!r}; known: {', '.join(k.replace('_', '-') for k in values if k != 'config')}")
+        source = ctx.get_parameter_source(name)
+        if source is None or getattr(source, "name", "") in ("DEFAULT", "DEFAULT_MAP"):
+            result[name] = value
+    return result
+
+
+def _params(items: list[str] | dict | None) -> dict[str, str]:
+    if isinstance(items, dict):
+        return {str(k): v for k, v in items.items()}
+    params = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param takes KEY=VALUE (e.g. depth=4), not {item!r}")
+        params[key.strip()] = value.strip()
+    return params
+
+
+def train(
+    ctx: typer.Context,
+    data: Path = typer.Argument(..., help="Training folder: class sub-folders, UTKFace-named images, or DRIVE layout."),
+    output: Path = typer.Option(Path("xaicli-model"), "--output", "-o", help="Output folder: model.keras, history.csv, training-curve.png, validation.json."),
+    task: str = typer.Option(None, help="classification, regression or segmentation (default: from the folder layout)."),
+    model: str = typer.Option(None, "--model", "-m", help="Model plugin (see `xaicli plugins`); default simple-cnn, unet for segmentation."),
+    param: list[str] = typer.Option(None, "--param", "-p", help="Model parameter KEY=VALUE, repeatable (e.g. depth=4, width=0.125)."),
+    input_size: str = typer.Option(None, help="Model input size N or HxW (default: the images' size)."),
+    color: str = typer.Option(None, help="grayscale or rgb (default: from the images)."),
+    epochs: int = typer.Option(10, help="Training epochs."),
+    batch_size: int = typer.Option(32, help="Batch size."),
+    optimizer: str = typer.Option("nadam", help="nadam (as in the chest X-ray study), adam, sgd or rmsprop."),
+    learning_rate: float = typer.Option(1e-3, help="Learning rate."),
+    validation_split: float = typer.Option(0.2, help="Share held out for validation (stratified by class)."),
+    augment: str = typer.Option(None, help="Comma list of flip, vflip, shift, rotate, zoom."),
+    seed: int = typer.Option(0, help="Random seed (split, shuffling, initial weights)."),
+    labels: Path = typer.Option(None, help="Regression: CSV with a file column and a value column."),
+    label_column: str = typer.Option(None, help="Regression: the value column of --labels (default: the other column)."),
+    pattern: str = typer.Option(None, help="Regression: filename pattern, e.g. '{age}_*'; 'utkface' is built in."),
+    masks: Path = typer.Option(None, help="Segmentation: mask folder (masks matched by file stem or leading number)."),
+    normal_class: str = typer.Option(None, help="Classification: the 'no finding' class, for the missed-pathology count."),
+    config: Path = typer.Option(None, "--config", help="YAML file with any of these options (command-line values win)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+) -> None:
+    """Train a model on DATA and write a self-describing model file, its history and curves."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from xaicli.cli.render import err_console, out_console
+    from xaicli.engine import train as engine
+
+    values = apply_config(ctx, config, dict(
+        data=data, output=output, task=task, model=model, param=param, input_size=input_size, color=color,
+        epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
+        validation_split=validation_split, augment=augment, seed=seed, labels=labels, label_column=label_column,
+        pattern=pattern, masks=masks, normal_class=normal_class, config=config, overwrite=overwrite,
+    ))
+    console = err_console()
+    epochs_total = int(values["epochs"])
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
+                  TimeElapsedColumn(), console=console, transient=False) as progress:
+        bar = progress.add_task("training", total=epochs_total)
+
+        def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
+            text = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "learning_rate")
+            progress.console.print(f"epoch {epoch}/{total}  {text}")
+            progress.update(bar, completed=epoch)
+
+        result = engine.train(
+            values["data"], values["output"], task=values["task"], model=values["model"],
+            params=_params(values["param"]), input_size=values["input_size"], color=values["color"],
+            epochs=epochs_total, batch_size=int(values["batch_size"]), optimizer=str(values["optimizer"]),
+            learning_rate=float(values["learning_rate"]), validation_split=float(values["validation_split"]),
+            augment=values["augment"], seed=int(values["seed"]), labels=values["labels"],
+            label_column=values["label_column"], pattern=values["pattern"], masks=values["masks"],
+            normal_class=values["normal_class"], overwrite=bool(values["overwrite"]),
+            on_epoch=on_epoch, on_status=lambda m: progress.console.print(m),
+        )
+    out = out_console()
+    from xaicli.cli.predict import render_evaluation
+
+    out.print(f"model: {result.model_path}  ({result.info.architecture}, {result.info.task}, "
+              f"input {'x'.join(map(str, result.info.input_shape))}, CAM layer {result.info.cam_layer})")
+    out.print(f"trained on {result.n_train} images, validated on {result.n_val}")
+    if result.validation is not None:
+        render_evaluation(out, result.info.task, result.validation, title="Validation report")
+    else:
+        out.print("no validation split (--validation-split 0): no validation report")
+    for key, path in result.outputs.items():
+        out.print(f"  {key}: {path}")
+    if result.failures:
+        from xaicli.errors import PartialFailure
+
+        raise PartialFailure(f"{len(result.failures)} image(s) could not be read and were left out of training", result.failures)

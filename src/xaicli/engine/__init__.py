@@ -1,0 +1,1 @@
+"""Plain-Python engine functions the CLI calls (no typer, no rich)."""

@@ -1,0 +1,341 @@
+"""``train``: fit a model plugin on a labelled folder and write a self-describing model file.
+
+Writes, into one output folder: ``model.keras`` (with its :class:`ModelInfo`), ``history.csv``,
+``training-curve.png`` and ``validation.json`` (the validation report; for classification also
+the validation confusion matrix as CSV and PNG). Deterministic for a seed: Keras' global seeds and
+TensorFlow's deterministic ops are set, the split and the shuffling are seeded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xaicli.contracts import ModelInfo
+from xaicli.errors import InputError, OutputError, UsageError, XaicliError
+
+OPTIMIZERS = ("nadam", "adam", "sgd", "rmsprop")
+AUGMENTATIONS = ("flip", "vflip", "shift", "rotate", "zoom")
+DEFAULT_MODELS = {"classification": "simple-cnn", "regression": "simple-cnn", "segmentation": "unet"}
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    model_path: Path
+    info: ModelInfo
+    history: dict[str, list[float]]
+    validation: dict[str, Any] | None
+    n_train: int
+    n_val: int
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``64``, ``64x48`` or ``(64, 48)`` -> (height, width)."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return (value, value)
+    parts = [p for p in str(value).lower().replace(",", "x").split("x") if p.strip()] if isinstance(value, str) else list(value)
+    try:
+        dims = [int(p) for p in parts]
+    except (TypeError, ValueError):
+        raise UsageError(f"input size must be N or HxW, not {value!r}") from None
+    if len(dims) == 1:
+        dims *= 2
+    if len(dims) != 2 or min(dims) < 8:
+        raise UsageError(f"input size must be N or HxW with sides >= 8, not {value!r}")
+    return dims[0], dims[1]
+
+
+def parse_augment(value: Any) -> list[str]:
+    if not value:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    items = [i.strip().lower() for i in items if i and i.strip()]
+    unknown = [i for i in items if i not in AUGMENTATIONS]
+    if unknown:
+        raise UsageError(f"unknown augmentation {', '.join(unknown)}; choose from {', '.join(AUGMENTATIONS)}")
+    return items
+
+
+def _load(dataset, indices, info, failures) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Preprocessed images and targets for ``indices``; unreadable files go to ``failures``."""
+    from xaicli.io import read_image, read_mask
+    from xaicli.preprocessing import preprocess
+
+    height, width = info.input_shape[:2]
+    images, targets, kept = [], [], []
+    for i in indices:
+        f = dataset.files[i]
+        try:
+            image = read_image(f)
+            if dataset.task == "segmentation":
+                target = read_mask(dataset.labels[i], shape=image.shape[:2])
+                from xaicli.io import resize
+
+                target = resize(target.astype(np.float32), (height, width), interpolation="area") > 0.5
+                target = target.astype(np.float32)[..., None]
+            else:
+                target = dataset.labels[i]
+        except XaicliError as exc:
+            text = str(exc)
+            failures.append((str(f), text[len(f"{f}: "):] if text.startswith(f"{f}: ") else text))
+            continue
+        images.append(image)
+        targets.append(target)
+        kept.append(i)
+    if not images:
+        return np.zeros((0, *info.input_shape), np.float32), np.zeros((0,)), kept
+    x = preprocess(images, info)
+    dtype = np.int32 if dataset.task == "classification" else np.float32
+    return x, np.asarray(targets, dtype=dtype), kept
+
+
+def _optimizer(name: str, learning_rate: float):
+    import keras
+
+    name = name.lower()
+    if name not in OPTIMIZERS:
+        raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
+    if learning_rate <= 0:
+        raise UsageError(f"learning rate must be positive, not {learning_rate}")
+    return {"nadam": keras.optimizers.Nadam, "adam": keras.optimizers.Adam,
+            "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}[name](learning_rate=learning_rate)
+
+
+def _dice_loss(y_true, y_pred):
+    import keras.ops as K
+
+    inter = K.sum(y_true * y_pred, axis=(1, 2, 3))
+    total = K.sum(y_true, axis=(1, 2, 3)) + K.sum(y_pred, axis=(1, 2, 3))
+    return 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
+
+
+def _seg_loss(y_true, y_pred):
+    """Binary cross-entropy + soft Dice: thin structures (vessels) are a small share of pixels."""
+    import keras
+
+    bce = keras.ops.mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=(1, 2))
+    return bce + _dice_loss(y_true, y_pred)
+
+
+def _augmenter(names: list[str], seed: int):
+    import keras
+
+    layers = []
+    if "flip" in names and "vflip" in names:
+        layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed))
+    elif "flip" in names:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    elif "vflip" in names:
+        layers.append(keras.layers.RandomFlip("vertical", seed=seed))
+    if "rotate" in names:
+        layers.append(keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 1))
+    if "shift" in names:
+        layers.append(keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2))
+    if "zoom" in names:
+        layers.append(keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 3))
+    return keras.Sequential(layers, name="augment") if layers else None
+
+
+def train(
+    data: str | Path,
+    output_dir: str | Path,
+    *,
+    task: str | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    input_size: Any = None,
+    color: str | None = None,
+    epochs: int = 10,
+    batch_size: int = 32,
+    optimizer: str = "nadam",
+    learning_rate: float = 1e-3,
+    validation_split: float = 0.2,
+    augment: Sequence[str] | str | None = None,
+    seed: int = 0,
+    labels: str | Path | None = None,
+    label_column: str | None = None,
+    pattern: str | None = None,
+    masks: str | Path | None = None,
+    normal_class: str | None = None,
+    overwrite: bool = False,
+    on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train and write the outputs; returns what was written and the validation report."""
+    from xaicli import io
+    from xaicli.engine import data as data_mod
+    from xaicli.engine import evaluation
+    from xaicli.engine.predict import (
+        BatchPredictor,
+        class_probabilities,
+        write_classification_files,
+    )
+    from xaicli.models import get_spec
+    from xaicli.models.io import find_cam_layer, save_model
+
+    status = on_status or (lambda message: None)
+    if epochs < 1:
+        raise UsageError(f"epochs must be >= 1, not {epochs}")
+    if batch_size < 1:
+        raise UsageError(f"batch size must be >= 1, not {batch_size}")
+    if color not in (None, "grayscale", "rgb"):
+        raise UsageError(f"color must be grayscale or rgb, not {color!r}")
+    augment_names = parse_augment(augment)
+    size = parse_size(input_size)
+    out = Path(output_dir)
+    model_path = out / "model.keras"
+    planned = [model_path, out / "history.csv", out / "training-curve.png", out / "validation.json"]
+    for p in planned:
+        if p.exists() and not overwrite:
+            raise OutputError(f"{p}: exists already (pass --overwrite to replace it)")
+
+    dataset = data_mod.discover(data, task=task, labels=labels, label_column=label_column, pattern=pattern, masks=masks)
+    task = dataset.task
+    if normal_class is not None and (task != "classification" or normal_class not in dataset.class_names):
+        raise UsageError(f"normal class {normal_class!r} is not one of the classes ({', '.join(dataset.class_names) or 'none'})")
+    model_name = model or DEFAULT_MODELS[task]
+    spec = get_spec(model_name)
+    params = dict(params or {})
+
+    # Input size and colour mode: from the first readable image unless given.
+    first = None
+    for f in dataset.files[:8]:
+        try:
+            first = io.read_image(f)
+            break
+        except XaicliError:
+            continue
+    if first is None:
+        raise InputError(f"{data}: none of the first images can be read")
+    if size is None:
+        size = first.shape[:2]
+        multiple = getattr(spec, "size_multiple", None)
+        if multiple is not None:
+            m = multiple(params)
+            size = (max(m, size[0] // m * m), max(m, size[1] // m * m))
+    if color is None:
+        color = "grayscale" if data_mod.looks_gray(first) else "rgb"
+    channels = 1 if color == "grayscale" else 3
+    input_shape = (int(size[0]), int(size[1]), channels)
+    extra: dict[str, Any] = {"params": params, "label_source": dataset.source}
+    if dataset.source.get("kind") == "pattern":
+        extra["label_pattern"] = dataset.source["pattern"]
+    info = ModelInfo(task=task, input_shape=input_shape, class_names=list(dataset.class_names),
+                     preprocessing=spec.preprocessing, normal_class=normal_class,
+                     architecture=model_name, extra=extra)
+
+    stratify = task == "classification"
+    train_idx, val_idx = data_mod.stratified_split(dataset.labels, validation_split, seed, stratify=stratify)
+    failures: list[tuple[str, str]] = []
+    status(f"reading {len(dataset.files)} images ({task}, {input_shape[0]}x{input_shape[1]} {color})")
+    x_train, y_train, _ = _load(dataset, train_idx, info, failures)
+    x_val, y_val, _ = _load(dataset, val_idx, info, failures)
+    if len(x_train) == 0:
+        raise InputError(f"{data}: no training image could be read")
+    if task == "classification" and len(np.unique(y_train)) < 2:
+        raise InputError(f"{data}: the training split holds fewer than two classes")
+
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    num_outputs = len(dataset.class_names) if task == "classification" else 1
+    net = spec.build(input_shape, task, num_outputs, **params)
+    if task == "regression":
+        # Train on standardised targets but output real units (years): the scaling is a layer
+        # inside the model, so predict and explain see ages, not z-scores.
+        mean, std = float(y_train.mean()), float(y_train.std() or 1.0)
+        outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(net.output)
+        net = keras.Model(net.input, outputs, name=net.name)
+        y_train_fit, y_val_fit = (y_train - mean) / std, (y_val - mean) / std
+        extra["target_mean"], extra["target_std"] = mean, std
+    else:
+        y_train_fit, y_val_fit = y_train, y_val
+    cam = getattr(spec, "default_cam_layer", None)
+    info.cam_layer = cam(net) if cam is not None else find_cam_layer(net)
+
+    if task == "classification":
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    elif task == "regression":
+        loss, metrics = "mse", []
+    else:
+        loss, metrics = _seg_loss, ["binary_accuracy"]
+    if task == "regression":
+        # fit the standardised target: compile against the layer before the rescaling
+        fit_model = keras.Model(net.input, net.get_layer("target_scale").input, name="fit")
+    else:
+        fit_model = net
+    fit_model.compile(optimizer=_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+
+    train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train_fit))
+    train_ds = train_ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
+    augmenter = _augmenter(augment_names, seed)
+    if augmenter is not None:
+        if task == "segmentation":
+            def aug(x, y):
+                both = augmenter(tf.concat([x, y], axis=-1), training=True)
+                return both[..., :-1], tf.cast(both[..., -1:] > 0.5, tf.float32)
+        else:
+            def aug(x, y):
+                return augmenter(x, training=True), y
+        train_ds = train_ds.map(aug)
+    train_ds = train_ds.prefetch(2)
+    validation = (x_val, y_val_fit) if len(x_val) else None
+
+    class _Progress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if on_epoch is not None:
+                on_epoch(epoch + 1, epochs, {k: float(v) for k, v in (logs or {}).items()})
+
+    status(f"training {model_name} on {len(x_train)} images, validating on {len(x_val)}")
+    fit = fit_model.fit(train_ds, validation_data=validation, epochs=epochs, verbose=0,
+                        callbacks=[_Progress()], shuffle=False)
+    history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+
+    report = None
+    if len(x_val):
+        outputs = BatchPredictor(net, min(batch_size, len(x_val)))(x_val)
+        if task == "classification":
+            predicted = np.argmax(class_probabilities(outputs), axis=1)
+            report = evaluation.classification_report(y_val.tolist(), predicted.tolist(), info.class_names, normal_class)
+        elif task == "regression":
+            report = evaluation.regression_report(outputs.reshape(-1), y_val)
+        else:
+            masks_pred = outputs[..., 0] > 0.5
+            pairs = [evaluation.dice_iou(p, t[..., 0] > 0.5) for p, t in zip(masks_pred, y_val, strict=True)]
+            truth = y_val[..., 0] > 0.5
+            pooled = (int(np.logical_and(masks_pred, truth).sum()), int(masks_pred.sum() + truth.sum()),
+                      int(np.logical_or(masks_pred, truth).sum()))
+            report = evaluation.segmentation_report([d for d, _ in pairs], [u for _, u in pairs], pooled)
+    info.extra["training"] = {
+        "data": str(data), "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
+        "learning_rate": learning_rate, "validation_split": validation_split, "augment": augment_names,
+        "seed": seed, "n_train": int(len(x_train)), "n_val": int(len(x_val)),
+    }
+    if report is not None:
+        info.extra["validation"] = {k: v for k, v in report.items() if k in ("accuracy", "mae", "rmse", "dice", "iou", "n")}
+
+    written = {"model": str(save_model(net, info, model_path, overwrite=overwrite))}
+    epochs_done = len(next(iter(history.values()), []))
+    rows = [{"epoch": e + 1, **{k: v[e] for k, v in history.items()}} for e in range(epochs_done)]
+    written["history"] = str(io.write_csv(out / "history.csv", rows, columns=["epoch", *history], overwrite=overwrite))
+    written["training_curve"] = str(io.write_bytes(out / "training-curve.png",
+                                                   evaluation.training_curve_png(history, f"{model_name} on {data}"),
+                                                   overwrite=overwrite))
+    if report is not None:
+        written["validation"] = str(io.write_bytes(out / "validation.json", (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite))
+        if task == "classification":
+            written.update(write_classification_files(report, out, prefix="validation-", overwrite=overwrite))
+    return TrainResult(out, model_path, info, history, report, int(len(x_train)), int(len(x_val)), failures, written)

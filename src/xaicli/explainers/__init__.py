@@ -1,0 +1,1 @@
+"""Built-in explainer plugins (registered in pyproject.toml under ``xaicli.explainers``)."""

@@ -1,0 +1,56 @@
+"""Small helpers shared by the explainers: upsampling, channel reduction, parameter checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xaicli.errors import UsageError
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of (B, h, w) maps to (B, H, W), as Grad-CAM does (cv2, half-pixel centres)."""
+    import cv2
+
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.shape[1:] == tuple(size):
+        return maps
+    return np.stack(
+        [cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for m in maps]
+    ).astype(np.float32)
+
+
+def check_positive(name: str, value: Any, *, integer: bool = True, allow_zero: bool = False) -> Any:
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{name} must be a number, not {value!r}") from None
+    if integer and float(value) != number:
+        raise UsageError(f"{name} must be a whole number, not {value!r}")
+    if number < 0 or (number == 0 and not allow_zero):
+        raise UsageError(f"{name} must be {'at least 0' if allow_zero else 'positive'}, not {value!r}")
+    return number
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def per_image_rng(seed: int, index_in_run: int) -> np.random.Generator:
+    """A generator for one image that does not depend on how images were batched."""
+    return np.random.default_rng([int(seed), int(index_in_run)])
+
+
+def accumulate(total: np.ndarray, rows: np.ndarray, values: np.ndarray, coef: np.ndarray | None = None) -> None:
+    """``total[rows[i]] += coef[i] * values[i]`` (rows come in runs: sum each run at once)."""
+    for r in np.unique(rows):
+        sel = rows == r
+        part = values[sel]
+        if coef is not None:
+            part = np.tensordot(coef[sel], part, axes=(0, 0))
+        else:
+            part = part.sum(axis=0)
+        total[r] += part

@@ -1,0 +1,138 @@
+"""LIME for images: Ribeiro et al., "'Why Should I Trust You?': Explaining the Predictions of Any
+Classifier", KDD 2016, built on the ``lime`` package.
+
+The image is cut into segments; ``num_samples`` copies with random segments hidden (filled with
+each segment's mean colour, or ``hide_color``) are scored, and a weighted ridge regression
+(``lime.lime_base.LimeBase``, cosine distance, kernel width 0.25: the package's defaults) gives one
+weight per segment; the map paints each segment with its weight. Unlike the package's
+``LimeImageExplainer``, the score is the xaicli *target* (a class, a regression output or a
+segmentation mask's sum), the perturbed copies are built vectorised and chunk by chunk
+(``--batch-size`` bounds memory), and every model call goes through the compiled runner.
+
+Parameters:
+
+* ``num_samples`` (default 1000, as the package);
+* ``segmentation`` (default ``quickshift``): ``quickshift`` (kernel_size 4, max_dist 200, ratio
+  0.2: the package's defaults), ``slic`` (``n_segments`` default 50, compactness 10),
+  ``felzenszwalb`` (scale 100, sigma 0.5, min_size 50) or ``grid`` (``grid_size`` x ``grid_size``
+  cells, default 8);
+* ``hide_color`` (default ``None`` = segment mean colour, as the package; or a number in model
+  input units);
+* ``seed`` (default 0): the same sampling for every image, so maps do not depend on batching.
+
+Segmentation runs on the image scaled to [0, 1] (and as RGB for grayscale models).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from xaicli.contracts import Explainer
+from xaicli.errors import UsageError
+from xaicli.explainers._common import check_choice, check_positive
+
+SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
+
+
+class LIME(Explainer):
+    """LIME (Ribeiro et al., KDD 2016) with any xaicli target."""
+
+    name: ClassVar[str] = "lime"
+
+    def __init__(
+        self,
+        num_samples: int = 1000,
+        segmentation: str = "quickshift",
+        n_segments: int = 50,
+        grid_size: int = 8,
+        hide_color: float | None = None,
+        kernel_width: float = 0.25,
+        seed: int = 0,
+        **params: Any,
+    ) -> None:
+        super().__init__(num_samples=num_samples, segmentation=segmentation, n_segments=n_segments,
+                         grid_size=grid_size, hide_color=hide_color, kernel_width=kernel_width, seed=seed, **params)
+        self.num_samples = check_positive("num_samples", num_samples)
+        self.segmentation = check_choice("segmentation", segmentation, SEGMENTATIONS)
+        self.n_segments = check_positive("n_segments", n_segments)
+        self.grid_size = check_positive("grid_size", grid_size)
+        try:
+            self.hide_color = None if hide_color in (None, "None", "mean") else float(hide_color)
+        except (TypeError, ValueError):
+            raise UsageError(f"hide_color must be a number or 'mean', not {hide_color!r}") from None
+        self.kernel_width = check_positive("kernel_width", kernel_width, integer=False)
+        self.seed = int(seed)
+        self.extras: dict[str, Any] = {}
+
+    def segments(self, image: np.ndarray) -> np.ndarray:
+        """Integer segment labels (H, W), 0..n-1, for one preprocessed image."""
+        h, w, _ = image.shape
+        if self.segmentation == "grid":
+            ys = np.minimum(np.arange(h) * self.grid_size // h, self.grid_size - 1)
+            xs = np.minimum(np.arange(w) * self.grid_size // w, self.grid_size - 1)
+            return (ys[:, None] * self.grid_size + xs[None, :]).astype(np.int64)
+        from lime.wrappers.scikit_image import SegmentationAlgorithm
+
+        lo, hi = float(image.min()), float(image.max())
+        rgb = (image - lo) / (hi - lo) if hi > lo else np.zeros_like(image)
+        rgb = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
+        rgb = rgb.astype(np.float64)
+        if self.segmentation == "quickshift":
+            algo = SegmentationAlgorithm("quickshift", kernel_size=4, max_dist=200, ratio=0.2, random_seed=self.seed)
+        elif self.segmentation == "slic":
+            algo = SegmentationAlgorithm("slic", n_segments=self.n_segments, compactness=10, start_label=0)
+        else:
+            algo = SegmentationAlgorithm("felzenszwalb", scale=100, sigma=0.5, min_size=50)
+        labels = np.asarray(algo(rgb))
+        _, inverse = np.unique(labels, return_inverse=True)  # relabel 0..n-1
+        return inverse.reshape(labels.shape).astype(np.int64)
+
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
+        from lime.lime_base import LimeBase
+        from sklearn.metrics import pairwise_distances
+
+        from xaicli.runner import Stack
+
+        images = np.asarray(images, np.float32)
+        maps = np.zeros(images.shape[:3], np.float32)
+        scores_r2 = []
+        for i, image in enumerate(images):
+            segments = self.segments(image)
+            n_features = int(segments.max()) + 1
+            if self.hide_color is None:
+                counts = np.bincount(segments.ravel(), minlength=n_features)[:, None]
+                sums = np.stack([np.bincount(segments.ravel(), weights=image[:, :, ch].ravel(), minlength=n_features) for ch in range(image.shape[2])], axis=1)
+                fudged = (sums / np.maximum(counts, 1)).astype(np.float32)[segments]
+            else:
+                fudged = np.full_like(image, self.hide_color)
+            rng = np.random.RandomState(self.seed)  # the package's sampling, per image
+            data = rng.randint(0, 2, self.num_samples * n_features).reshape(self.num_samples, n_features)
+            data[0, :] = 1
+
+            # fudged + keep * (image - fudged): a gather and one multiply-add, 2x faster than np.where
+            diff = image - fudged
+            flat = segments.ravel()
+
+            def build(start: int, stop: int, data=data, flat=flat, diff=diff, fudged=fudged) -> np.ndarray:
+                keep = np.take(data[start:stop].astype(np.float32), flat, axis=1)
+                out = keep.reshape(stop - start, *diff.shape[:2], 1) * diff[None]
+                out += fudged[None]
+                return out
+
+            rows = np.full(self.num_samples, i)
+            labels = runner.scores(Stack(self.num_samples, rows, build), target)[:, None].astype(np.float64)
+            distances = pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
+            def kernel(d: np.ndarray, width: float = self.kernel_width) -> np.ndarray:
+                return np.sqrt(np.exp(-(d**2) / width**2))
+
+            base = LimeBase(kernel, random_state=np.random.RandomState(self.seed))
+            _, exp, r2, _ = base.explain_instance_with_data(data, labels, distances, 0, n_features)
+            weights = np.zeros(n_features, np.float32)
+            for feature, weight in exp:
+                weights[feature] = weight
+            maps[i] = weights[segments]
+            scores_r2.append(r2)
+        self.extras = {"lime_r2": np.asarray(scores_r2, np.float64)}
+        return maps

@@ -1,0 +1,167 @@
+"""The comparison grid: one row per image, the original then one labelled overlay per method.
+
+As the age study shows its results: the first column is the image with its prediction and truth
+written under it, each further column the map of one method blended on the image (jet colormap,
+``xaicli.io.overlay``), with the method's name in a header row. Big folders are split into pages
+of ``rows_per_page`` rows (``grid-001.png``, ``grid-002.png``, ...); a page is written as soon as it
+is full, so memory holds one page at most. Labels are drawn with OpenCV's ``putText``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from xaicli.errors import UsageError
+
+FONT_SCALE_PER_PX = 0.45 / 160  # readable text on a 160 px tile
+HEADER_COLOR = (32, 32, 32)
+BACKGROUND = 255
+
+
+def _font():
+    import cv2
+
+    return cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _fit_text(text: str, width: int, scale: float) -> str:
+    """Shorten ``text`` with an ellipsis until it fits ``width`` pixels."""
+    import cv2
+
+    if cv2.getTextSize(text, _font(), scale, 1)[0][0] <= width:
+        return text
+    while len(text) > 1 and cv2.getTextSize(text + "...", _font(), scale, 1)[0][0] > width:
+        text = text[:-1]
+    return text + "..."
+
+
+def text_strip(lines: Sequence[str], width: int, tile: int) -> np.ndarray:
+    """A white strip with ``lines`` of dark text, centred, for captions and headers."""
+    import cv2
+
+    scale = max(0.3, tile * FONT_SCALE_PER_PX)
+    line_height = int(round(22 * scale / 0.45))
+    strip = np.full((line_height * len(lines) + 6, width, 3), BACKGROUND, np.uint8)
+    for i, line in enumerate(lines):
+        line = _fit_text(line, width - 6, scale)
+        (w, h), _ = cv2.getTextSize(line, _font(), scale, 1)
+        x = max(3, (width - w) // 2)
+        y = 3 + i * line_height + (line_height + h) // 2
+        cv2.putText(strip, line, (x, y), _font(), scale, HEADER_COLOR, 1, cv2.LINE_AA)
+    return strip
+
+
+def _tile(picture: np.ndarray, tile: int) -> np.ndarray:
+    """An RGB uint8 picture scaled (aspect kept) and centred on a ``tile`` x ``tile`` square."""
+    import cv2
+
+    height, width = picture.shape[:2]
+    scale = tile / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    flag = cv2.INTER_NEAREST if scale >= 2 else cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scaled = cv2.resize(picture, size, interpolation=flag)
+    if scaled.ndim == 2:
+        scaled = scaled[:, :, None]
+    square = np.full((tile, tile, 3), BACKGROUND, np.uint8)
+    y, x = (tile - scaled.shape[0]) // 2, (tile - scaled.shape[1]) // 2
+    square[y : y + scaled.shape[0], x : x + scaled.shape[1]] = scaled
+    return square
+
+
+class GridWriter:
+    """Collects rows and writes pages ``OUT/<stem>-NNN.png``; call :meth:`close` at the end."""
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        methods: Sequence[str],
+        *,
+        tile: int = 160,
+        rows_per_page: int = 8,
+        stem: str = "grid",
+        colormap: str = "jet",
+        alpha: float = 0.45,
+        mode: str = "positive",
+        overwrite: bool = False,
+    ) -> None:
+        if tile < 32:
+            raise UsageError(f"grid tile size must be at least 32 px, not {tile}")
+        if rows_per_page < 1:
+            raise UsageError(f"rows per grid page must be at least 1, not {rows_per_page}")
+        self.out_dir = Path(out_dir)
+        self.methods = list(methods)
+        self.tile = tile
+        self.rows_per_page = rows_per_page
+        self.stem = stem
+        self.colormap = colormap
+        self.alpha = alpha
+        self.mode = mode
+        self.overwrite = overwrite
+        self.gap = max(2, tile // 40)
+        self._rows: list[np.ndarray] = []
+        self.pages: list[Path] = []
+
+    def page_path(self, number: int) -> Path:
+        return self.out_dir / f"{self.stem}-{number:03d}.png"
+
+    def add(self, image: np.ndarray, maps: dict[str, np.ndarray | None], caption: Sequence[str]) -> None:
+        """One row: ``image`` float (H, W, C) in [0, 1], a map per method (None: blank cell)."""
+        from xaicli.io import overlay, to_channels
+
+        base = np.clip(np.round(to_channels(np.clip(image, 0, 1), 3) * 255), 0, 255).astype(np.uint8)
+        cells = [np.vstack([_tile(base, self.tile), text_strip(list(caption), self.tile, self.tile)])]
+        height = cells[0].shape[0]
+        for method in self.methods:
+            saliency = maps.get(method)
+            if saliency is None:
+                cell = np.full((self.tile, self.tile, 3), 220, np.uint8)
+            else:
+                picture = overlay(image, saliency, colormap=self.colormap, alpha=self.alpha, mode=self.mode)
+                cell = _tile(picture, self.tile)
+            padded = np.full((height, self.tile, 3), BACKGROUND, np.uint8)
+            padded[: self.tile] = cell
+            cells.append(padded)
+        self._rows.append(self._join(cells, axis=1))
+        if len(self._rows) == self.rows_per_page:
+            self._flush()
+
+    def _join(self, parts: Sequence[np.ndarray], axis: int) -> np.ndarray:
+        out = []
+        for i, part in enumerate(parts):
+            if i:
+                shape = list(part.shape)
+                shape[axis] = self.gap
+                out.append(np.full(shape, BACKGROUND, np.uint8))
+            out.append(part)
+        return np.concatenate(out, axis=axis)
+
+    def _header(self, width: int) -> np.ndarray:
+        labels = ["image"] + self.methods
+        cells = [text_strip([label], self.tile, self.tile) for label in labels]
+        return self._join(cells, axis=1)[:, :width]
+
+    def _flush(self) -> None:
+        from xaicli.io import write_png
+
+        if not self._rows:
+            return
+        width = self._rows[0].shape[1]
+        page = self._join([self._header(width), *self._rows], axis=0)
+        margin = self.gap * 2
+        page = np.pad(page, ((margin, margin), (margin, margin), (0, 0)), constant_values=BACKGROUND)
+        path = self.page_path(len(self.pages) + 1)
+        write_png(path, page, overwrite=self.overwrite)
+        self.pages.append(path)
+        self._rows = []
+
+    def close(self) -> list[Path]:
+        self._flush()
+        if self.overwrite:  # pages left by an earlier, longer run would be mistaken for this one's
+            number = len(self.pages) + 1
+            while self.page_path(number).exists():
+                self.page_path(number).unlink()
+                number += 1
+        return self.pages

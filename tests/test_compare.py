@@ -1,0 +1,173 @@
+"""``xaicli compare`` and ``xaicli score`` end to end through the CLI, on a tiny model and folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from xaicli.cli import app
+from xaicli.io import read_image, write_png
+
+SIZE = 24
+CLASSES = ["normal", "spot"]
+
+
+def _rows(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """Folder-per-class 24x24 grey images (a bright spot for 'spot'), lesion masks, a tiny CNN."""
+    import keras
+
+    from xaicli.contracts import ModelInfo
+    from xaicli.models.io import save_model
+
+    root = tmp_path_factory.mktemp("tiny")
+    rng = np.random.default_rng(0)
+    for cls in CLASSES:
+        for i in range(3):
+            image = (0.3 + 0.1 * rng.random((SIZE, SIZE))).astype(np.float32)
+            mask = np.zeros((SIZE, SIZE), bool)
+            if cls == "spot":
+                y, x = rng.integers(4, SIZE - 8, 2)
+                image[y : y + 4, x : x + 4] = 1.0
+                mask[y : y + 4, x : x + 4] = True
+            write_png(root / "test" / cls / f"{cls}_{i}.png", image[:, :, None])
+            write_png(root / "masks" / cls / f"{cls}_{i}.png", mask)
+    (root / "test" / "spot" / "broken.png").write_bytes(b"not a png")
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((SIZE, SIZE, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    info = ModelInfo(task="classification", input_shape=(SIZE, SIZE, 1), class_names=CLASSES, cam_layer="conv2")
+    save_model(model, info, root / "model.keras")
+    return root
+
+
+FAST = ["--steps", "8", "--masks", "64", "--param", "rise.grid_size=4", "--samples", "40",
+        "--segmentation", "grid", "--param", "lime.grid_size=4", "--deletion-steps", "6", "--batch-size", "4"]
+
+
+def test_compare_end_to_end_writes_every_output(tiny):
+    out = tiny / "out"
+    args = ["compare", str(tiny / "test"), "--model", str(tiny / "model.keras"), "--methods", "gradcam,ig,lime,rise",
+            "--roi", str(tiny / "masks"), "--output", str(out), "--rows-per-page", "4", "--save-maps", "--sanity", *FAST]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 4, result.output  # the broken file is listed, the rest processed
+    assert "broken.png" in result.output
+
+    pages = sorted(out.glob("grid-*.png"))
+    assert [p.name for p in pages] == ["grid-001.png", "grid-002.png"]  # 6 images, 4 per page
+    page = read_image(pages[0])
+    assert page.shape[1] > 5 * 160 and page.shape[0] > 4 * 160  # 5 columns, 4 rows of 160 px tiles
+
+    scores = _rows(out / "scores.csv")
+    methods = ["gradcam", "ig", "lime", "rise", "random"]
+    assert len(scores) == 6 * len(methods)
+    assert list(scores[0])[:7] == ["image", "method", "target", "prediction", "truth", "region", "normalization"]
+    for column in ("RoiRatio", "BackgroundRatio", "Entropy", "PointingHit", "Deletion", "Insertion",
+                   "RandSpearman", "RandSSIM", "seconds"):
+        assert column in scores[0]
+    # normal images have an empty lesion mask: region metrics NaN and reported, not scored as hits
+    normal = [r for r in scores if "/normal/" in r["image"].replace("\\", "/")]
+    assert normal and all(r["PointingHit"] == "nan" and r["region"] == "ok" for r in normal)
+    spot = [r for r in scores if "/spot/" in r["image"].replace("\\", "/") and r["method"] != "random"]
+    for r in spot:
+        assert 0.0 <= float(r["RoiRatio"]) <= 1.0
+        assert float(r["RoiRatio"]) + float(r["BackgroundRatio"]) == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 <= float(r["Entropy"]) <= 1.0
+        assert math.isfinite(float(r["Deletion"])) and math.isfinite(float(r["RandSpearman"]))
+
+    summary = _rows(out / "summary.csv")
+    assert [r["Method"] for r in summary] == methods
+    assert list(summary[0])[:8] == ["Method", "RoiRatio", "BackgroundRatio", "Entropy", "PointingHit",
+                                    "Deletion", "Insertion", "RandSpearman"]
+    assert "SecondsPerImage" in summary[0] and "RoiRatio_n" in summary[0]
+    assert all(r["RoiRatio_n"] == "3" and r["Images"] == "6" and r["Normalization"] == "positive" for r in summary)
+    gradcam = [float(r["Entropy"]) for r in scores if r["method"] == "gradcam"]
+    assert float(summary[0]["Entropy"]) == pytest.approx(np.mean(gradcam), rel=1e-4)
+
+    predictions = _rows(out / "predictions.csv")
+    assert list(predictions[0]) == ["file", "predicted", "confidence", "true", "correct"]
+    assert len(predictions) == 6 and {r["true"] for r in predictions} == set(CLASSES)
+
+    consistency = _rows(out / "consistency.csv")
+    assert {"method", "class", "consistency", "n", "normalization"} <= set(consistency[0])
+    assert {r["method"] for r in consistency} == {"gradcam", "ig", "lime", "rise"}
+
+    maps = _rows(out / "maps" / "maps.csv")
+    assert len(maps) == 6 * 4 and (out / "maps" / maps[0]["map"]).is_file()
+
+    # a second run refuses to overwrite; --overwrite replaces
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 6 and "exists already" in again.output
+
+
+def test_compare_json_and_score_rescore(tiny):
+    out = tiny / "json"
+    result = CliRunner().invoke(app, ["compare", str(tiny / "test" / "spot"), "--model", str(tiny / "model.keras"),
+                                      "--methods", "gradcam,saliency", "--layer", "all-conv",
+                                      "--roi", f"masks:{tiny / 'masks'}",
+                                      "--output", str(out), "--json", "--save-maps", "--no-random-baseline", *FAST[-4:]])
+    assert result.exit_code == 4, result.output
+    payload = json.loads(result.stdout)
+    assert payload["images"] == 3 and payload["methods"] == ["gradcam", "saliency"]
+    # several Grad-CAM layers: the combined map is "gradcam", each layer "gradcam@layer"
+    assert [row["Method"] for row in payload["summary"]] == ["gradcam", "saliency", "gradcam@conv1", "gradcam@conv2"]
+    assert payload["failures"][0]["file"].endswith("broken.png")
+
+    scored = CliRunner().invoke(app, ["score", str(out / "maps"), "--roi", str(tiny / "masks"), "--json",
+                                      "--model", str(tiny / "model.keras"), "--deletion-steps", "6"])
+    assert scored.exit_code == 0, scored.output
+    rescored = json.loads(scored.stdout)
+    assert rescored["maps_scored"] == 12
+    rows = _rows(out / "maps" / "scores.csv")
+    assert len(rows) == 12 and {"RoiRatio", "PointingHit", "Deletion", "Insertion"} <= set(rows[0])
+    # the same maps, region and model give the same numbers as compare computed
+    by_compare = {(r["image"], r["method"]): r for r in _rows(out / "scores.csv")}
+    for r in rows:
+        first = by_compare[(r["image"], r["method"])]
+        for column in ("RoiRatio", "Entropy", "PointingHit", "Deletion"):
+            assert float(r[column]) == pytest.approx(float(first[column]), rel=1e-4, abs=1e-6)
+    assert [r["Method"] for r in _rows(out / "maps" / "summary.csv")] == [
+        "gradcam", "gradcam@conv1", "gradcam@conv2", "saliency"]
+
+
+def test_compare_usage_errors(tiny):
+    runner = CliRunner()
+    base = ["compare", str(tiny / "test"), "--model", str(tiny / "model.keras"), "--output", str(tiny / "x")]
+    r = runner.invoke(app, [*base, "--methods", "gradcam", "--metrics", "roi-ratio"])
+    assert r.exit_code == 2 and "region of interest" in r.output
+    r = runner.invoke(app, [*base, "--methods", "gradcm"])
+    assert r.exit_code == 5 and "did you mean 'gradcam'" in r.output
+    r = runner.invoke(app, [*base, "--methods", "gradcam", "--param", "rise.n_masks=5"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, [*base, "--methods", "gradcam", "--roi", "box:1,2"])
+    assert r.exit_code == 2
+    r = runner.invoke(app, ["score", str(tiny / "nowhere")])
+    assert r.exit_code == 3
+
+
+def test_compare_reports_images_without_a_face(tiny):
+    out = tiny / "faces"
+    result = CliRunner().invoke(app, ["compare", str(tiny / "test" / "normal"), "--model", str(tiny / "model.keras"),
+                                      "--methods", "gradcam", "--roi", "face:ellipse", "--output", str(out),
+                                      "--metrics", "roi-ratio,pointing-hit,entropy"])
+    assert result.exit_code == 0, result.output
+    assert "3 image(s) without a region" in result.output and "no face found" in result.output
+    rows = _rows(out / "scores.csv")
+    assert all(r["FaceRatio"] == "nan" and r["region"] == "no face found" for r in rows)
+    assert all(0.0 <= float(r["Entropy"]) <= 1.0 for r in rows)
+    summary = _rows(out / "summary.csv")
+    assert summary[0]["FaceRatio_n"] == "0" and summary[0]["Entropy_n"] == "3"

@@ -1,0 +1,303 @@
+"""Correctness of the explainers: hand formulas, analytic gradients, completeness, planted regions,
+the weight-randomisation sanity check, and one contract test over every registered explainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+tf = pytest.importorskip("tensorflow")
+
+from xaicli import plugins  # noqa: E402
+from xaicli.contracts import ModelInfo  # noqa: E402
+from xaicli.engine.explain import make_explainer  # noqa: E402
+from xaicli.runner import ModelRunner  # noqa: E402
+from xaicli.targets import resolve_target  # noqa: E402
+
+# Small settings so that every method runs in well under a second on tiny models.
+FAST = {
+    "rise": {"n_masks": 64, "grid_size": 4},
+    "lime": {"num_samples": 64, "segmentation": "grid", "grid_size": 4},
+    "smoothgrad": {"n_samples": 4},
+    "smoothgrad-squared": {"n_samples": 4},
+    "vargrad": {"n_samples": 4},
+    "ig": {"steps": 8},
+    "scorecam": {"max_channels": 4},
+    "occlusion": {"patch_size": 4, "stride": 4},
+}
+
+
+def _classifier(seed: int = 0, shape=(16, 16, 3), classes: int = 3):
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input(shape)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inp)
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    out = keras.layers.Dense(classes, activation="softmax")(x)
+    return keras.Model(inp, out)
+
+
+def _images(n: int, shape=(16, 16, 3), seed: int = 1) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0, 1, (n, *shape)).astype(np.float32)
+
+
+def _target(model, x, task="classification", spec=None):
+    info = ModelInfo(task=task, input_shape=tuple(model.inputs[0].shape[1:]))
+    return resolve_target(np.asarray(model(x)), info, spec)
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    ra = np.argsort(np.argsort(a.ravel())).astype(float)
+    rb = np.argsort(np.argsort(b.ravel())).astype(float)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+# ------------------------------------------------------------------ Grad-CAM formula
+
+
+def _hand_gradcam(acts_fn, head_fn, x, cls, size):
+    import cv2
+
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        acts = acts_fn(xt)
+        tape.watch(acts)
+        out = head_fn(acts)
+        score = out[:, cls]
+    grads = tape.gradient(score, acts).numpy()
+    a = acts.numpy()
+    alpha = grads.mean(axis=(1, 2))
+    cam = np.maximum(np.einsum("bhwk,bk->bhw", a, alpha), 0)
+    return np.stack([cv2.resize(c, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for c in cam])
+
+
+def test_gradcam_equals_hand_formula():
+    model = _classifier()
+    x = _images(3)
+    target = _target(model, x)
+    runner = ModelRunner(model, batch_size=2)
+    maps = make_explainer("gradcam", {"layer": "conv2"}).explain(runner, x, target)
+    conv2 = model.get_layer("conv2")
+    gap, dense = model.layers[-2], model.layers[-1]
+    pre = keras.Model(model.inputs, conv2.output)
+    for i in range(3):
+        cls = int(np.argmax(model(x[i : i + 1])))
+        hand = _hand_gradcam(pre, lambda a: dense(gap(a)), x[i : i + 1], cls, (16, 16))
+        np.testing.assert_allclose(maps[i], hand[0], rtol=1e-4, atol=1e-6)
+    assert maps.max() > 0
+
+
+def test_gradcam_finds_last_conv_inside_nested_model():
+    keras.utils.set_random_seed(3)
+    inner_in = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="b_conv1")(inner_in)
+    h = keras.layers.Conv2D(5, 3, padding="same", name="b_conv2")(h)
+    h = keras.layers.BatchNormalization(name="b_bn")(h)
+    h = keras.layers.ReLU(name="b_relu")(h)
+    backbone = keras.Model(inner_in, h, name="backbone")
+    inp = keras.Input((16, 16, 3))
+    feats = backbone(inp)
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(feats)
+    out = keras.layers.Dense(3, activation="softmax", name="head")(pooled)
+    model = keras.Model(inp, out)
+    runner = ModelRunner(model)
+    assert runner.default_cam_layer().name == "backbone/b_relu"
+    assert [r.name for r in runner.resolve_layers("all-conv")] == ["backbone/b_conv1", "backbone/b_conv2"]
+    x = _images(2)
+    target = _target(model, x)
+    gc = make_explainer("gradcam", {})
+    maps = gc.explain(runner, x, target)
+    assert gc.extras["layer"] == "backbone/b_relu"
+    for i in range(2):
+        cls = int(np.argmax(model(x[i : i + 1])))
+        hand = _hand_gradcam(backbone, lambda a: model.get_layer("head")(model.get_layer("gap")(a)), x[i : i + 1], cls, (16, 16))
+        np.testing.assert_allclose(maps[i], hand[0], rtol=1e-4, atol=1e-6)
+    # an inner, earlier layer by its path: its activations are the nested model's own
+    ref = runner.resolve_layers("backbone/b_conv1")[0]
+    acts = runner.activations(x, [ref])[0]
+    expected = keras.Model(inner_in, backbone.get_layer("b_conv1").output)(x).numpy()
+    np.testing.assert_allclose(acts, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gradcam_several_layers_gives_per_layer_maps_and_combination():
+    model = _classifier()
+    x = _images(2)
+    gc = make_explainer("gradcam", {"layer": ["conv1", "conv2"]})
+    maps = gc.explain(ModelRunner(model), x, _target(model, x))
+    assert set(gc.extras["layers"]) == {"conv1", "conv2"}
+    single = make_explainer("gradcam", {"layer": "conv1"}).explain(ModelRunner(model), x, _target(model, x))
+    np.testing.assert_allclose(gc.extras["layers"]["conv1"], single, rtol=1e-5, atol=1e-7)
+    assert maps.shape == (2, 16, 16) and maps.max() <= 1.0 + 1e-6
+
+
+# ------------------------------------------------------------------ gradients
+
+
+def test_saliency_and_gradient_x_input_equal_analytic_gradient_of_linear_model():
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((6, 6, 2))
+    out = keras.layers.Dense(3)(keras.layers.Flatten()(inp))
+    model = keras.Model(inp, out)
+    kernel = model.layers[-1].get_weights()[0]  # (72, 3)
+    x = _images(4, (6, 6, 2))
+    target = _target(model, x, "regression", "output:2")
+    grad = kernel[:, 2].reshape(6, 6, 2)
+    sal = make_explainer("saliency").explain(ModelRunner(model), x, target)
+    np.testing.assert_allclose(sal, np.broadcast_to(np.abs(grad).max(axis=-1), (4, 6, 6)), rtol=1e-5, atol=1e-7)
+    gxi = make_explainer("gradient-x-input").explain(ModelRunner(model), x, target)
+    np.testing.assert_allclose(gxi, (x * grad).sum(-1), rtol=1e-5, atol=1e-6)
+    # Linear model: the gradient is constant, so SmoothGrad equals Saliency and VarGrad is zero.
+    sg = make_explainer("smoothgrad", {"n_samples": 5}).explain(ModelRunner(model), x, target)
+    np.testing.assert_allclose(sg, sal, rtol=1e-5, atol=1e-6)
+    vg = make_explainer("vargrad", {"n_samples": 5}).explain(ModelRunner(model), x, target)
+    assert np.abs(vg).max() < 1e-8
+
+
+@pytest.mark.parametrize("method", ["gauss-legendre", "riemann-trapezoid", "riemann-middle"])
+def test_ig_completeness_gap_below_one_percent_at_256_steps(method):
+    keras.utils.set_random_seed(7)
+    inp = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="softplus")(inp)
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="tanh")(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(2, activation="softmax")(x)
+    model = keras.Model(inp, out)
+    images = _images(3, (12, 12, 1))
+    ig = make_explainer("ig", {"steps": 256, "method": method})
+    maps = ig.explain(ModelRunner(model, batch_size=64), images, _target(model, images))
+    gap = ig.extras["completeness_gap"]
+    assert gap.shape == (3,)
+    assert np.all(np.abs(gap) < 0.01), gap
+    # and the gap is measured, not assumed: with 2 Riemann steps it is visibly larger
+    coarse = make_explainer("ig", {"steps": 2, "method": "riemann-left"})
+    coarse.explain(ModelRunner(model), images, _target(model, images))
+    assert np.abs(coarse.extras["completeness_gap"]).max() > np.abs(gap).max()
+    assert np.isfinite(maps).all()
+
+
+def test_ig_baselines():
+    model = _classifier()
+    x = _images(2)
+    runner = ModelRunner(model, preprocess=lambda im: im * 2.0 - 1.0)
+    ig = make_explainer("ig", {"baseline": "white"})
+    np.testing.assert_allclose(ig.baselines(runner, x), np.ones_like(x))
+    np.testing.assert_allclose(make_explainer("ig", {"baseline": "black"}).baselines(runner, x), -np.ones_like(x))
+    blur = make_explainer("ig", {"baseline": "blur"}).baselines(runner, x)
+    assert blur.shape == x.shape and blur.std() < x.std()
+
+
+# ------------------------------------------------------------------ planted region
+
+
+def _region_model(shape=(16, 16, 1), region=(slice(4, 8), slice(9, 13))):
+    """Regression on the sum of a conv response inside ``region``: nothing else matters."""
+    keras.utils.set_random_seed(11)
+    inp = keras.Input(shape)
+    conv = keras.layers.Conv2D(3, 3, padding="same", activation="relu", name="conv")
+    h = conv(inp)
+    flat = keras.layers.Flatten()(h)
+    dense = keras.layers.Dense(1, name="dense")
+    out = dense(flat)
+    model = keras.Model(inp, out)
+    conv.set_weights([np.abs(conv.get_weights()[0]) + 0.05, np.zeros(3, np.float32)])
+    w = np.zeros((*shape[:2], 3), np.float32)
+    w[region] = 1.0
+    dense.set_weights([w.reshape(-1, 1), np.zeros(1, np.float32)])
+    inside = np.zeros(shape[:2], bool)
+    inside[region] = True
+    return model, inside
+
+
+@pytest.mark.parametrize("name,params", [
+    ("rise", {"n_masks": 600, "grid_size": 4, "seed": 1}),
+    ("occlusion", {"patch_size": 4, "stride": 2}),
+    ("saliency", {}),
+    ("ig", {"steps": 16}),
+    # hide with black: a mean-colour fill leaves this linear region sum almost unchanged
+    ("lime", {"num_samples": 300, "segmentation": "grid", "grid_size": 4, "hide_color": 0.0}),
+])
+def test_methods_recover_a_planted_region(name, params):
+    model, inside = _region_model()
+    x = _images(2, (16, 16, 1), seed=4) * 0.5 + 0.5
+    maps = make_explainer(name, params).explain(ModelRunner(model, batch_size=32), x, _target(model, x, "regression"))
+    # the planted region grown by the 3x3 conv's reach
+    import cv2
+
+    reach = cv2.dilate(inside.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    for m in maps:
+        # the maximum is reached inside (LIME: a segment overlapping it has the top weight)
+        assert m[reach].max() >= m.max() - 1e-6 * abs(m.max()), f"{name}: maximum outside the region"
+        # RISE's map carries the mean score everywhere (E[f | pixel kept]): compare with the median
+        centred = m - np.median(m)
+        assert centred[inside].mean() > 3 * max(np.abs(centred[~reach]).mean(), 1e-9), name
+
+
+@pytest.mark.parametrize("name", ["gradcam", "saliency", "ig", "rise", "occlusion", "lime", "smoothgrad"])
+def test_maps_change_when_weights_are_randomised(name):
+    """Adebayo et al. 2018: a map that survives re-initialising the model explains nothing."""
+    model, _ = _region_model()
+    x = _images(1, (16, 16, 1), seed=4) * 0.5 + 0.5
+    params = {**FAST.get(name, {}), **({"n_masks": 300} if name == "rise" else {})}
+    before = make_explainer(name, params).explain(ModelRunner(model), x, _target(model, x, "regression"))[0]
+    keras.utils.set_random_seed(99)
+    for layer in model.layers:
+        if layer.weights:
+            layer.set_weights([np.random.default_rng(99).normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
+    after = make_explainer(name, params).explain(ModelRunner(model), x, _target(model, x, "regression"))[0]
+    assert _spearman(before, after) < 0.6, name
+
+
+# ------------------------------------------------------------------ contract
+
+
+@pytest.mark.parametrize("name", plugins.names("explainers"))
+def test_every_explainer_meets_the_contract(name):
+    model = _classifier()
+    x = _images(9)
+    target = _target(model, x)
+    params = FAST.get(name, {})
+    one = make_explainer(name, params).explain(ModelRunner(model, batch_size=1), x, target)
+    eight = make_explainer(name, params).explain(ModelRunner(model, batch_size=8), x, target)
+    assert one.shape == (9, 16, 16) and one.dtype == np.float32
+    assert np.isfinite(one).all()
+    np.testing.assert_allclose(one, eight, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))
+    # an image explained alone gets the same map as inside a batch
+    alone = make_explainer(name, params).explain(ModelRunner(model, batch_size=8), x[4:5], target.subset([4]))
+    np.testing.assert_allclose(alone[0], one[4], rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))
+    assert np.abs(one).max() > 0, f"{name} returned all-zero maps"
+
+
+@pytest.mark.parametrize("task", ["regression", "segmentation"])
+def test_every_explainer_explains_regression_and_segmentation_through_the_engine(tmp_path, task):
+    from xaicli.contracts import LoadedModel
+    from xaicli.engine.explain import explain_files, write_index, write_result
+    from xaicli.io import write_png
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inp)
+    if task == "segmentation":
+        out = keras.layers.Conv2D(1, 1, activation="sigmoid")(h)
+    else:
+        out = keras.layers.Dense(1)(keras.layers.GlobalAveragePooling2D()(h))
+    loaded = LoadedModel(keras.Model(inp, out), ModelInfo(task=task, input_shape=(16, 16, 1)))
+    files = []
+    for i in range(3):
+        files.append(write_png(tmp_path / f"im{i}.png", _images(1, (24, 20, 1), seed=i)[0]))
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    files.insert(1, tmp_path / "bad.png")
+    methods = [(name, FAST.get(name, {})) for name in plugins.names("explainers")]
+    results = list(explain_files(loaded, files, methods, batch_size=2))
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert "bad.png" in results[1].error
+    rows = []
+    for r in results:
+        if r.ok:
+            assert {m.method for m in r.maps} == set(plugins.names("explainers"))
+            for m in r.maps:
+                assert m.map.shape == (24, 20) and m.map.dtype == np.float32 and np.isfinite(m.map).all()
+            rows += write_result(r, tmp_path / "out")
+    write_index(rows, tmp_path / "out")
+    assert (tmp_path / "out" / "maps.csv").exists()

@@ -1,0 +1,271 @@
+"""Metrics against hand-computed values and edge cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xaicli import plugins
+from xaicli.errors import UsageError
+from xaicli.metrics import nonnegative
+from xaicli.metrics.consistency import Consistency, ConsistencyAccumulator
+from xaicli.metrics.faithfulness import Deletion, Insertion, auc, ranking
+from xaicli.metrics.randomization import (
+    RandomizationSpearman,
+    RandomizationSSIM,
+    average_ranks,
+    spearman,
+    ssim,
+)
+from xaicli.metrics.region import BackgroundRatio, Entropy, PointingHit, RoiRatio
+
+REGION = np.zeros((4, 4), bool)
+REGION[:2, :2] = True  # top-left quarter
+
+
+def test_roi_and_background_ratio_hand_computed():
+    m = np.zeros((4, 4))
+    m[0, 0] = 3.0  # inside
+    m[3, 3] = 1.0  # outside
+    m[1, 3] = -5.0  # negative: dropped by the positive part, counted by abs
+    assert RoiRatio().score(m, region=REGION) == pytest.approx(3 / 4)
+    assert BackgroundRatio().score(m, region=REGION) == pytest.approx(1 / 4)
+    assert RoiRatio(normalization="abs").score(m, region=REGION) == pytest.approx(3 / 9)
+    assert RoiRatio().column("Face") == "FaceRatio"
+
+
+def test_minmax_normalization_removes_an_offset():
+    m = np.full((4, 4), 10.0)
+    m[0, 0] = 14.0  # a RISE-like map: large constant, one bump inside the region
+    assert RoiRatio().score(m, region=REGION) == pytest.approx((14 + 3 * 10) / (14 + 15 * 10))
+    assert RoiRatio(normalization="minmax").score(m, region=REGION) == 1.0
+    assert Entropy(normalization="minmax").score(m) == pytest.approx(0.0)
+    np.testing.assert_allclose(nonnegative(-m, "minmax").min(), 0.0)
+
+
+def test_flat_and_zero_maps_score_like_chance():
+    for m in (np.ones((4, 4)), np.zeros((4, 4)), -np.ones((4, 4))):
+        assert RoiRatio().score(m, region=REGION) == pytest.approx(0.25)
+        assert Entropy().score(m) == pytest.approx(1.0)
+        assert PointingHit().score(m, region=REGION) == pytest.approx(0.25)
+
+
+def test_entropy_hand_computed():
+    m = np.zeros((4, 4))
+    m[0, 0] = 1.0
+    assert Entropy().score(m) == pytest.approx(0.0)
+    m[0, 1] = 1.0  # two equal pixels: log 2 / log 16 = 0.25
+    assert Entropy().score(m) == pytest.approx(0.25)
+    m[0, 1] = 3.0  # p = 1/4, 3/4
+    expected = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75)) / math.log(16)
+    assert Entropy().score(m) == pytest.approx(expected)
+
+
+def test_nan_and_inf_count_as_zero():
+    m = np.zeros((4, 4))
+    m[0, 0] = 2.0
+    m[3, 3] = np.nan
+    m[2, 2] = np.inf
+    for metric in (RoiRatio(), BackgroundRatio(), PointingHit()):
+        assert np.isfinite(metric.score(m, region=REGION))
+    assert RoiRatio().score(m, region=REGION) == 1.0
+    assert Entropy().score(m) == pytest.approx(0.0)
+
+
+def test_pointing_hit_unique_ties_and_empty_region():
+    m = np.zeros((4, 4))
+    m[1, 1] = 1.0
+    assert PointingHit().score(m, region=REGION) == 1.0
+    m[1, 1], m[3, 3] = 0.0, 1.0
+    assert PointingHit().score(m, region=REGION) == 0.0
+    m[0, 0] = 1.0  # tie: one maximum inside, one outside
+    assert PointingHit().score(m, region=REGION) == 0.5
+    empty = np.zeros((4, 4), bool)
+    assert math.isnan(PointingHit().score(m, region=empty))
+    assert math.isnan(RoiRatio().score(m, region=empty))
+    assert math.isnan(BackgroundRatio().score(m, region=empty))
+
+
+def test_pointing_hit_tolerance_grows_region():
+    m = np.zeros((8, 8))
+    m[3, 3] = 1.0
+    region = np.zeros((8, 8), bool)
+    region[:2, :2] = True
+    assert PointingHit().score(m, region=region) == 0.0
+    assert PointingHit(tolerance=3).score(m, region=region) == 1.0
+
+
+def test_region_is_resized_to_the_map():
+    m = np.zeros((4, 4))
+    m[0, 0] = 1.0
+    big = np.zeros((16, 16), bool)
+    big[:8, :8] = True
+    assert RoiRatio().score(m, region=big) == 1.0
+    assert PointingHit().score(m, region=big) == 1.0
+
+
+def test_region_metric_without_region_is_a_usage_error():
+    with pytest.raises(UsageError):
+        RoiRatio().score(np.ones((4, 4)))
+    with pytest.raises(UsageError):
+        RoiRatio(normalization="square")
+
+
+# ------------------------------------------------------------------------------ faithfulness
+
+
+def _region_model(region):
+    """Score = mean intensity inside the region: only those pixels matter."""
+    region = region.astype(np.float32)
+
+    def model_fn(batch):
+        return (batch[..., 0] * region).sum(axis=(1, 2)) / region.sum()
+
+    return model_fn
+
+
+def test_deletion_and_insertion_reward_the_true_region():
+    rng = np.random.default_rng(0)
+    region = np.zeros((16, 16), bool)
+    region[4:8, 4:8] = True
+    image = np.ones((16, 16, 1), np.float32)
+    model_fn = _region_model(region)
+    good = region.astype(float) + 0.01 * rng.random((16, 16))
+    bad = (~region).astype(float) + 0.01 * rng.random((16, 16))
+    random = rng.random((16, 16))
+    d = Deletion(steps=16, baseline="black")
+    ins = Insertion(steps=16, baseline="black")
+    assert d.score(good, image=image, model_fn=model_fn) < d.score(random, image=image, model_fn=model_fn)
+    assert d.score(random, image=image, model_fn=model_fn) < d.score(bad, image=image, model_fn=model_fn)
+    assert ins.score(good, image=image, model_fn=model_fn) > ins.score(bad, image=image, model_fn=model_fn)
+    # Hand-computed: the 16 region pixels are removed in the first step of 16 (256/16 per step),
+    # so the deletion curve is 1, 0, 0, ... and its trapezoidal AUC is (1 + 0) / 2 / 16.
+    assert d.score(good, image=image, model_fn=model_fn) == pytest.approx(0.5 / 16)
+    curve = d.curve(good, image=image, model_fn=model_fn)
+    assert curve.shape == (17,) and curve[0] == 1.0 and curve[-1] == 0.0
+
+
+def test_faithfulness_batching_does_not_change_the_curve():
+    rng = np.random.default_rng(1)
+    image = rng.random((8, 8, 3)).astype(np.float32)
+    saliency = rng.random((8, 8))
+
+    def model_fn(batch):
+        return batch.mean(axis=(1, 2, 3))
+
+    a = Deletion(steps=10, batch_size=3).curve(saliency, image=image, model_fn=model_fn)
+    b = Deletion(steps=10, batch_size=64).curve(saliency, image=image, model_fn=model_fn)
+    np.testing.assert_allclose(a, b)
+    ins = Insertion(steps=10).curve(saliency, image=image, model_fn=model_fn)
+    assert ins[-1] == pytest.approx(image.mean(), rel=1e-5)  # every pixel back in
+
+
+def test_ranking_breaks_ties_randomly_but_reproducibly():
+    flat = np.zeros((4, 4))
+    a, b = ranking(flat, 0), ranking(flat, 0)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, np.arange(16))  # not raster order
+    m = np.arange(16.0)
+    assert ranking(m, 0)[0] == 15
+
+
+def test_auc_trapezoid():
+    assert auc(np.array([1.0, 0.0])) == 0.5
+    assert auc(np.array([1.0, 1.0, 1.0])) == 1.0
+
+
+def test_deletion_default_baseline_is_the_blurred_image():
+    image = np.zeros((9, 9, 1), np.float32)
+    image[4, 4] = 1.0
+    saliency = image[:, :, 0].copy()
+
+    def centre(batch):
+        return batch[:, 4, 4, 0]
+
+    curve = Deletion(steps=81).curve(saliency, image=image, model_fn=centre)
+    assert curve[0] == 1.0 and 0.0 < curve[1] < 0.1  # the peak replaced by its blurred value
+    assert Deletion(steps=81, baseline="black").curve(saliency, image=image, model_fn=centre)[1] == 0.0
+
+
+def test_faithfulness_needs_model_and_image():
+    with pytest.raises(UsageError):
+        Deletion().score(np.ones((4, 4)))
+    with pytest.raises(UsageError):
+        Deletion(baseline="purple")
+
+
+# ------------------------------------------------------------------------------- consistency
+
+
+def test_consistency_matches_direct_numpy():
+    rng = np.random.default_rng(2)
+    maps = [rng.random((5, 6)) * rng.choice([1.0, 3.0]) for _ in range(12)]
+    truths = ["a", "b", "a", "a", "b", "c", "b", "a", "c", "a", "b", "a"]
+    preds = ["a", "b", "a", "b", "b", "a", "b", "a", "a", "a", "b", "a"]  # c is never right
+    result = Consistency().score_set(maps, truths, preds)
+
+    expected = {}
+    for cls in ("a", "b"):
+        cams = np.stack([m / m.max() for m, t, p in zip(maps, truths, preds, strict=True) if t == p == cls])
+        mean = cams.mean(axis=0)
+        losses = ((cams - mean) ** 2).sum(axis=(1, 2)) / (5 * 6)
+        expected[cls] = (losses.mean(), len(cams))
+    assert set(result.per_class) == {"a", "b"}
+    for cls, (loss, n) in expected.items():
+        assert result.per_class[cls][1] == n
+        assert result.per_class[cls][0] == pytest.approx(loss, rel=1e-9)
+    assert result.overall == pytest.approx(np.mean([v[0] for v in expected.values()]))
+    assert result.skipped == 3
+    rows = result.rows("gradcam", "positive")
+    assert rows[-1]["class"] == "(all)" and rows[-1]["n"] == 9
+
+
+def test_consistency_identical_maps_is_zero_and_empty_is_nan():
+    acc = ConsistencyAccumulator()
+    m = np.arange(12.0).reshape(3, 4)
+    for _ in range(3):
+        acc.add(m, 1, 1)
+        acc.add(m * 5, 1, 1)  # same after [0, 1] normalisation
+    assert acc.result().overall == pytest.approx(0.0, abs=1e-12)
+    assert math.isnan(ConsistencyAccumulator().result().overall)
+
+
+# ---------------------------------------------------------------------------- randomisation
+
+
+def test_average_ranks_and_spearman():
+    np.testing.assert_array_equal(average_ranks(np.array([10, 20, 20, 5])), [2, 3.5, 3.5, 1])
+    a = np.arange(20.0)
+    assert spearman(a, a**3) == pytest.approx(1.0)
+    assert spearman(a, -a) == pytest.approx(-1.0)
+    assert math.isnan(spearman(a, np.ones(20)))
+    rng = np.random.default_rng(3)
+    x, y = rng.random(200), rng.random(200)
+    rx, ry = average_ranks(x), average_ranks(y)
+    assert spearman(x, y) == pytest.approx(np.corrcoef(rx, ry)[0, 1])
+
+
+def test_ssim_identity_and_difference():
+    rng = np.random.default_rng(4)
+    a = rng.random((16, 16))
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, rng.random((16, 16))) < 0.3
+
+
+def test_randomization_metrics_use_the_random_map():
+    rng = np.random.default_rng(5)
+    m = rng.random((16, 16))
+    assert RandomizationSpearman().score(m, random_saliency=m * 2) == pytest.approx(1.0)
+    assert RandomizationSSIM().score(m, random_saliency=m * 2) == pytest.approx(1.0)
+    assert RandomizationSpearman().score(m, random_saliency=rng.random((16, 16))) < 0.3
+    with pytest.raises(UsageError):
+        RandomizationSpearman().score(m)
+
+
+def test_every_registered_metric_loads_and_documents_itself():
+    for name in plugins.names("metrics"):
+        cls = plugins.load("metrics", name)
+        assert cls.name == name
+        assert cls.__doc__ and cls.label

@@ -1,0 +1,106 @@
+"""The model runner (compiled, chunked, no retracing) and the targets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from xaicli.contracts import ModelInfo  # noqa: E402
+from xaicli.errors import UsageError  # noqa: E402
+from xaicli.runner import ModelRunner, Stack  # noqa: E402
+from xaicli.targets import resolve_target  # noqa: E402
+
+
+def _model(out_units=3):
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 2))
+    x = keras.layers.Conv2D(3, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inp, keras.layers.Dense(out_units, activation="softmax")(x))
+
+
+def test_runner_matches_the_model_and_never_retraces():
+    model = _model()
+    runner = ModelRunner(model, batch_size=4)
+    x = np.random.default_rng(0).uniform(0, 1, (11, 8, 8, 2)).astype(np.float32)
+    np.testing.assert_allclose(runner.predict(x), model(x).numpy(), rtol=1e-5, atol=1e-6)
+    for n in (1, 3, 7, 11):  # every leftover chunk size
+        runner.predict(x[:n])
+    assert runner._forward.experimental_get_tracing_count() == 1
+    info = ModelInfo(task="classification", input_shape=(8, 8, 2))
+    target = resolve_target(runner.predict(x), info)
+    for n in (1, 5, 11):
+        runner.gradients(x[:n], target, np.arange(n))
+        runner.scores(x[:n], target, np.arange(n))
+    assert runner._grad.experimental_get_tracing_count() == 1
+    assert runner._score.experimental_get_tracing_count() == 1
+
+
+def test_large_stacks_are_built_and_evaluated_in_chunks_of_batch_size():
+    model = _model()
+    runner = ModelRunner(model, batch_size=5)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 8, 8, 2)).astype(np.float32)
+    target = resolve_target(runner.predict(x), ModelInfo(task="classification", input_shape=(8, 8, 2)))
+    sizes = []
+
+    def build(start, stop):
+        sizes.append(stop - start)
+        return np.repeat(x[:1], stop - start, axis=0) * np.linspace(0, 1, 23)[start:stop, None, None, None]
+
+    scores = runner.scores(Stack(23, np.zeros(23, int), build), target)
+    assert sizes == [5, 5, 5, 5, 3]
+    expected = model(np.repeat(x[:1], 23, axis=0) * np.linspace(0, 1, 23)[:, None, None, None]).numpy()
+    cls = int(np.argmax(runner.predict(x[:1])))
+    np.testing.assert_allclose(scores, expected[:, cls], rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_are_per_row():
+    model = _model()
+    runner = ModelRunner(model, batch_size=3)
+    x = np.random.default_rng(2).uniform(0, 1, (4, 8, 8, 2)).astype(np.float32)
+    target = resolve_target(runner.predict(x), ModelInfo(task="classification", input_shape=(8, 8, 2)))
+    _, together = runner.gradients(x, target, np.arange(4))
+    for i in range(4):
+        _, alone = runner.gradients(x[i : i + 1], target, [i])
+        np.testing.assert_allclose(alone[0], together[i], rtol=1e-5, atol=1e-7)
+
+
+def test_classification_targets():
+    info = ModelInfo(task="classification", input_shape=(8, 8, 2), class_names=["a", "b", "c"])
+    out = np.array([[0.1, 0.7, 0.2], [0.5, 0.2, 0.3]], np.float32)
+    t = resolve_target(out, info)
+    assert [t.describe(i) for i in range(2)] == ["class 1 (b)", "class 0 (a)"]
+    np.testing.assert_allclose(np.asarray(t.score(out, [0, 1])), [0.7, 0.5])
+    assert resolve_target(out, info, "c").describe(0) == "class 2 (c)"
+    assert resolve_target(out, info, "class:0").describe(1) == "class 0 (a)"
+    with pytest.raises(UsageError, match="unknown class"):
+        resolve_target(out, info, "zebra")
+    with pytest.raises(UsageError, match="out of range"):
+        resolve_target(out, info, "7")
+    binary = resolve_target(np.array([[0.9], [0.2]], np.float32), ModelInfo(task="classification", input_shape=(8, 8, 2)))
+    np.testing.assert_allclose(binary.weights[:, 0], [1.0, -1.0])
+
+
+def test_regression_and_segmentation_targets():
+    reg = resolve_target(np.array([[41.5], [7.0]], np.float32), ModelInfo(task="regression", input_shape=(8, 8, 1)))
+    np.testing.assert_allclose(np.asarray(reg.score(np.array([[3.0], [4.0]]), [0, 1])), [3.0, 4.0])
+    assert reg.describe(0) == "output = 41.5"
+    seg_out = np.zeros((1, 4, 4, 1), np.float32)
+    seg_out[0, 1:3, 1:3, 0] = 0.9
+    info = ModelInfo(task="segmentation", input_shape=(4, 4, 1))
+    seg = resolve_target(seg_out, info)
+    assert seg.describe(0) == "predicted mask (4 px)"
+    np.testing.assert_allclose(np.asarray(seg.score(seg_out, [0])), [3.6], rtol=1e-6)
+    given = np.zeros((8, 8), bool)
+    given[:4, :4] = True  # the top-left quarter, given at twice the output's resolution
+    masked = resolve_target(seg_out, info, masks=[given])
+    assert masked.weights[0, :, :, 0].sum() == 4 and masked.weights[0, 0, 0, 0] == 1
+    empty = resolve_target(np.zeros((1, 4, 4, 1), np.float32), info)
+    assert empty.weights.sum() == 16  # nothing predicted: the whole map, never a zero target
+    multi = np.zeros((1, 2, 2, 3), np.float32)
+    multi[0, :, :, 0] = 1.0
+    multi[0, 0, 0] = [0, 0, 1]
+    t = resolve_target(multi, ModelInfo(task="segmentation", input_shape=(2, 2, 1)))
+    assert t.weights[0, 0, 0, 2] == 1 and t.weights.sum() == 1

@@ -1,0 +1,328 @@
+"""``xaicli train`` then ``xaicli predict`` end to end through the CLI on tiny generated data."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("tensorflow")
+
+from xaicli.cli import app  # noqa: E402
+from xaicli.io import write_png  # noqa: E402
+
+runner = CliRunner()
+FAST = ["--epochs", "2", "--batch-size", "4", "--param", "depth=2", "--param", "filters=4"]
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _square(rng, bright: bool, size=16, channels=1):
+    image = rng.uniform(0.0, 0.3, (size, size, channels)).astype(np.float32)
+    if bright:
+        y, x = rng.integers(2, size - 6, 2)
+        image[y : y + 4, x : x + 4] = 0.9
+    return image
+
+
+@pytest.fixture(scope="module")
+def chest(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chest")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 3)):
+        for label in ("normal", "nodule"):
+            for i in range(n):
+                write_png(root / split / label / f"{split}_{i:02d}.png", _square(rng, label == "nodule"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def chest_model(chest, tmp_path_factory):
+    out = tmp_path_factory.mktemp("chest-model") / "run"
+    result = invoke("train", chest / "train", "-o", out, *FAST, "--normal-class", "normal", "--seed", "1")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_classification_writes_everything(chest_model):
+    for name in ("model.keras", "history.csv", "training-curve.png", "validation.json",
+                 "validation-confusion-matrix.csv", "validation-confusion-matrix.png",
+                 "validation-classification-report.csv"):
+        assert (chest_model / name).is_file(), name
+    info = json.loads(zipfile.ZipFile(chest_model / "model.keras").read("xaicli.json"))
+    assert info["task"] == "classification"
+    assert info["class_names"] == ["nodule", "normal"]
+    assert info["input_shape"] == [16, 16, 1]
+    assert info["normal_class"] == "normal" and info["architecture"] == "simple-cnn"
+    assert info["cam_layer"] == "relu2"
+    history = read_csv(chest_model / "history.csv")
+    assert [row["epoch"] for row in history] == ["1", "2"]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+    validation = json.loads((chest_model / "validation.json").read_text())
+    assert validation["n"] == 4 and [c["support"] for c in validation["per_class"]] == [2, 2]  # stratified
+    assert (chest_model / "training-curve.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_predict_classification_no_flags(chest, chest_model, tmp_path):
+    out = tmp_path / "pred"
+    result = invoke("predict", chest_model / "model.keras", chest / "test", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "predictions.csv")
+    assert len(rows) == 6
+    assert list(rows[0]) == ["file", "prediction", "confidence", "p_nodule", "p_normal", "true", "correct"]
+    for row in rows:
+        probs = float(row["p_nodule"]) + float(row["p_normal"])
+        assert probs == pytest.approx(1.0, abs=1e-4)
+        assert row["true"] == Path(row["file"]).parent.name
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    correct = sum(int(r["correct"]) for r in rows)
+    assert evaluation["accuracy"] == pytest.approx(correct / 6)
+    assert np.sum(evaluation["confusion_matrix"]) == 6
+    missed = sum(1 for r in rows if r["true"] == "nodule" and r["prediction"] == "normal")
+    assert evaluation["missed_pathologies"] == missed
+    matrix = read_csv(out / "confusion-matrix.csv")
+    assert [r["true \\ predicted"] for r in matrix] == ["nodule", "normal"]
+    assert (out / "confusion-matrix.png").read_bytes().startswith(b"\x89PNG")
+    assert "accuracy" in result.output
+    # outputs are never overwritten silently
+    again = invoke("predict", chest_model / "model.keras", chest / "test", "-o", out)
+    assert again.exit_code == 6 and "exists already" in again.output
+    assert invoke("predict", chest_model / "model.keras", chest / "test", "-o", out, "--overwrite").exit_code == 0
+
+
+def test_predict_json_summary(chest, chest_model, tmp_path):
+    result = invoke("predict", chest_model / "model.keras", chest / "test" / "nodule", "-o", tmp_path / "p", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "classification" and summary["predicted"] == 3
+    assert summary["evaluation"]["n"] == 3 and summary["failures"] == []
+
+
+def test_predict_partial_failure_lists_bad_files(chest, chest_model, tmp_path):
+    folder = tmp_path / "mixed" / "normal"
+    folder.mkdir(parents=True)
+    for f in sorted((chest / "test" / "normal").iterdir()):
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (folder / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "pred"
+    result = invoke("predict", chest_model / "model.keras", tmp_path / "mixed", "-o", out)
+    assert result.exit_code == 4, result.output
+    assert "broken.png" in result.output and "empty.jpg" in result.output
+    rows = read_csv(out / "predictions.csv")
+    assert sorted(Path(r["file"]).name for r in rows) == sorted(f.name for f in (chest / "test" / "normal").iterdir())
+
+
+def test_predict_only_bad_files_and_empty_folder(chest_model, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("predict", chest_model / "model.keras", tmp_path / "empty", "-o", tmp_path / "p1")
+    assert result.exit_code == 3 and "no images found" in result.output
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"junk")
+    result = invoke("predict", chest_model / "model.keras", tmp_path / "bad", "-o", tmp_path / "p2")
+    assert result.exit_code == 3 and "x.png" in result.output
+    result = invoke("predict", chest_model / "model.keras", tmp_path / "missing", "-o", tmp_path / "p3")
+    assert result.exit_code == 3
+
+
+def test_predict_bad_model_files(chest, tmp_path):
+    (tmp_path / "corrupt.keras").write_bytes(b"PK\x03\x04 this is not a model")
+    result = invoke("predict", tmp_path / "corrupt.keras", chest / "test", "-o", tmp_path / "p")
+    assert result.exit_code == 7 and "corrupt.keras" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_foreign_keras_model_with_flags(chest, tmp_path):
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(2, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x)).save(tmp_path / "foreign.keras")
+    out = tmp_path / "pred"
+    result = invoke("predict", tmp_path / "foreign.keras", chest / "test", "-o", out,
+                    "--class-names", "nodule,normal", "--preprocessing", "symmetric")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "predictions.csv")
+    assert len(rows) == 6 and {r["prediction"] for r in rows} <= {"nodule", "normal"}
+    assert "true" in rows[0]  # the flags' class names match the folders: evaluated
+    # a wrong shape given for the model is refused clearly
+    result = invoke("predict", tmp_path / "foreign.keras", chest / "test", "-o", tmp_path / "p2", "--input-shape", "32,32,3")
+    assert result.exit_code == 7 and "shape" in result.output
+    result = invoke("predict", tmp_path / "foreign.keras", chest / "test", "-o", tmp_path / "p3", "--class-names", "a,b,c")
+    assert result.exit_code == 7
+
+
+def test_train_is_deterministic_and_config_file(chest, tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("epochs: 1\nbatch-size: 4\nparam: {depth: 1, filters: 2}\nseed: 5\nvalidation_split: 0.25\n")
+    runs = []
+    for name in ("a", "b"):
+        result = invoke("train", chest / "train", "-o", tmp_path / name, "--config", config)
+        assert result.exit_code == 0, result.output
+        runs.append(tmp_path / name)
+    import keras
+
+    first, second = (keras.models.load_model(r / "model.keras", compile=False) for r in runs)
+    for w1, w2 in zip(first.get_weights(), second.get_weights(), strict=True):
+        np.testing.assert_array_equal(w1, w2)
+    assert len(read_csv(runs[0] / "history.csv")) == 1
+    assert json.loads(zipfile.ZipFile(runs[0] / "model.keras").read("xaicli.json"))["extra"]["training"]["seed"] == 5
+    # the command line wins over the file
+    result = invoke("train", chest / "train", "-o", tmp_path / "c", "--config", config, "--epochs", "2")
+    assert result.exit_code == 0, result.output
+    assert len(read_csv(tmp_path / "c" / "history.csv")) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epoch: 3\n")
+    result = invoke("train", chest / "train", "-o", tmp_path / "d", "--config", bad)
+    assert result.exit_code == 2 and "unknown option 'epoch'" in result.output
+
+
+def test_train_user_errors(chest, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("train", tmp_path / "empty", "-o", tmp_path / "o")
+    assert result.exit_code == 3 and "cannot tell the task" in result.output
+    result = invoke("train", chest / "train", "-o", tmp_path / "o", "--model", "nosuch")
+    assert result.exit_code == 5 and "unknown model" in result.output
+    result = invoke("train", chest / "train", "-o", tmp_path / "o", "--optimizer", "adamw", *FAST)
+    assert result.exit_code == 2
+    result = invoke("train", chest / "train", "-o", tmp_path / "o", "--augment", "twist")
+    assert result.exit_code == 2
+    result = invoke("train", chest / "train", "-o", tmp_path / "o", "--param", "depth")
+    assert result.exit_code == 2
+
+
+def test_train_with_unreadable_images_reports_them(chest, tmp_path):
+    data = tmp_path / "train"
+    for label in ("normal", "nodule"):
+        (data / label).mkdir(parents=True)
+        for f in sorted((chest / "train" / label).iterdir()):
+            (data / label / f.name).write_bytes(f.read_bytes())
+    (data / "nodule" / "zz_bad.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    result = invoke("train", data, "-o", tmp_path / "o", *FAST, "--augment", "flip,shift")
+    assert result.exit_code == 4, result.output
+    assert "zz_bad.png" in result.output
+    assert (tmp_path / "o" / "model.keras").is_file()
+
+
+# --------------------------------------------------------------------------------- regression
+
+
+def _face(rng, age, size=16):
+    image = rng.uniform(0.0, 0.2, (size, size, 3)).astype(np.float32)
+    image[4:12, 4:12] = age / 80.0
+    return image
+
+
+def test_regression_utkface_names_end_to_end(tmp_path):
+    rng = np.random.default_rng(2)
+    for split, n in (("train", 12), ("test", 4)):
+        for i in range(n):
+            age = int(rng.integers(1, 80))
+            write_png(tmp_path / split / f"{age}_{i % 2}_{i % 5}_{split}{i:03d}.png", _face(rng, age))
+    out = tmp_path / "model"
+    result = invoke("train", tmp_path / "train", "-o", out, *FAST)
+    assert result.exit_code == 0, result.output
+    info = json.loads(zipfile.ZipFile(out / "model.keras").read("xaicli.json"))
+    assert info["task"] == "regression" and info["input_shape"] == [16, 16, 3]
+    assert info["extra"]["label_pattern"] == "utkface"
+    pred = tmp_path / "pred"
+    result = invoke("predict", out / "model.keras", tmp_path / "test", "-o", pred)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(pred / "predictions.csv")
+    assert list(rows[0]) == ["file", "prediction", "true", "abs_error"]
+    for row in rows:
+        assert float(row["true"]) == float(Path(row["file"]).name.split("_")[0])
+        assert float(row["abs_error"]) == pytest.approx(abs(float(row["prediction"]) - float(row["true"])), abs=1e-3)
+    evaluation = json.loads((pred / "evaluation.json").read_text())
+    assert evaluation["mae"] == pytest.approx(np.mean([float(r["abs_error"]) for r in rows]), rel=1e-4)
+    assert "MAE" in result.output
+
+
+def test_regression_from_labels_csv(tmp_path):
+    rng = np.random.default_rng(3)
+    lines = ["file,value"]
+    for i in range(10):
+        value = float(rng.uniform(0, 10))
+        write_png(tmp_path / "imgs" / f"img{i}.png", _face(rng, value * 8))
+        lines.append(f"img{i}.png,{value}")
+    (tmp_path / "labels.csv").write_text("\n".join(lines) + "\n")
+    result = invoke("train", tmp_path / "imgs", "-o", tmp_path / "m", "--labels", tmp_path / "labels.csv", *FAST)
+    assert result.exit_code == 0, result.output
+    result = invoke("predict", tmp_path / "m" / "model.keras", tmp_path / "imgs", "-o", tmp_path / "p",
+                    "--labels", tmp_path / "labels.csv", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["evaluation"]["n"] == 10 and summary["truth_source"].startswith("labels CSV")
+
+
+# ------------------------------------------------------------------------------- segmentation
+
+
+def _write_drive(root: Path, split: str, ids, rng):
+    from PIL import Image
+
+    for n in ids:
+        image = rng.uniform(0.5, 0.7, (16, 16, 3)).astype(np.float32)
+        mask = np.zeros((16, 16), bool)
+        mask[:, int(rng.integers(2, 12)) : ][:, :2] = True
+        image[mask] *= 0.3
+        tag = "training" if split == "training" else "test"
+        (root / split / "images").mkdir(parents=True, exist_ok=True)
+        (root / split / "1st_manual").mkdir(parents=True, exist_ok=True)
+        import cv2
+
+        cv2.imwrite(str(root / split / "images" / f"{n:02d}_{tag}.tif"), (image[:, :, ::-1] * 255).astype(np.uint8))
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / split / "1st_manual" / f"{n:02d}_manual1.gif")
+
+
+def test_segmentation_drive_layout_end_to_end(tmp_path):
+    rng = np.random.default_rng(4)
+    _write_drive(tmp_path, "training", range(21, 27), rng)
+    _write_drive(tmp_path, "test", range(1, 3), rng)
+    out = tmp_path / "model"
+    result = invoke("train", tmp_path / "training", "-o", out, "--epochs", "2", "--batch-size", "2",
+                    "--param", "depth=2", "--param", "filters=4", "--augment", "flip,vflip")
+    assert result.exit_code == 0, result.output
+    info = json.loads(zipfile.ZipFile(out / "model.keras").read("xaicli.json"))
+    assert info["task"] == "segmentation" and info["architecture"] == "unet"
+    assert info["cam_layer"] == "dec1_relu2"
+    validation = json.loads((out / "validation.json").read_text())
+    assert 0.0 <= validation["dice"] <= 1.0
+    pred = tmp_path / "pred"
+    result = invoke("predict", out / "model.keras", tmp_path / "test", "-o", pred)  # the DRIVE root
+    assert result.exit_code == 0, result.output
+    rows = read_csv(pred / "predictions.csv")
+    assert len(rows) == 2  # only images/, not the masks
+    for row in rows:
+        mask_png = pred / row["mask"]
+        assert mask_png.is_file()
+        assert 0.0 <= float(row["dice"]) <= 1.0 and row["true_mask"].endswith("_manual1.gif")
+    evaluation = json.loads((pred / "evaluation.json").read_text())
+    assert evaluation["n"] == 2 and "iou" in evaluation
+    assert "Dice" in result.output
+
+
+def test_predictions_do_not_depend_on_batch_size(chest, chest_model, tmp_path):
+    tables = []
+    for size in ("1", "4"):
+        out = tmp_path / f"b{size}"
+        result = invoke("predict", chest_model / "model.keras", chest / "test", "-o", out, "--batch-size", size)
+        assert result.exit_code == 0, result.output
+        tables.append(read_csv(out / "predictions.csv"))
+    for a, b in zip(tables[0], tables[1], strict=True):
+        assert a["file"] == b["file"] and a["prediction"] == b["prediction"]
+        assert float(a["p_nodule"]) == pytest.approx(float(b["p_nodule"]), abs=1e-5)
