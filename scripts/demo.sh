@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 xaicli compare --methods gradcam,ig,lime,rise sample_data/chest/test \
-    --model sample_data/models/chest.keras --roi masks:sample_data/chest/masks/lesion/test \
+    --model sample_data/models/chest/model.keras --roi sample_data/chest/masks/lesion/test \
     --out out/chest-compare "$@"

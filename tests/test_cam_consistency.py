@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,32 @@ def test_schedules():
 
     with pytest.raises(UsageError):
         LambdaSchedule(-1.0, epochs=3)
+
+
+def test_consistency_study_command_writes_the_table_and_figures(tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from xaicli.cli import app
+    from xaicli.io import write_png
+
+    for split, n, seed in (("train", 24, 1), ("test", 9, 2)):
+        x, y = _toy_data(n, seed)
+        for i, (image, label) in enumerate(zip(x, y, strict=True)):
+            write_png(tmp_path / split / f"class{label}" / f"{i:02d}.png", np.clip(image[..., 0], 0, 1))
+    out = tmp_path / "study"
+    args = ["consistency-study", str(tmp_path / "train"), str(tmp_path / "test"), "-o", str(out),
+            "--depths", "1,2", "--lambdas", "0,1", "--epochs", "2", "--batch-size", "8"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    with open(out / "study.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["depth"], float(r["lambda"])) for r in rows] == [("1", 0.0), ("1", 1.0), ("2", 0.0), ("2", 1.0)]
+    for row in rows:
+        assert row["n_test"] == "9" and 0 <= float(row["test_accuracy"]) <= 1
+        assert (tmp_path / row["model"]).exists() or (Path(row["model"])).exists()
+    for name in ("accuracy-vs-consistency.png", "class-mean-maps.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 6 and "exists already" in again.output  # no silent overwrite

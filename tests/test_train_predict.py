@@ -326,3 +326,25 @@ def test_predictions_do_not_depend_on_batch_size(chest, chest_model, tmp_path):
     for a, b in zip(tables[0], tables[1], strict=True):
         assert a["file"] == b["file"] and a["prediction"] == b["prediction"]
         assert float(a["p_nodule"]) == pytest.approx(float(b["p_nodule"]), abs=1e-5)
+
+
+def test_train_with_the_cam_consistency_regulariser(chest, tmp_path):
+    out = tmp_path / "regularised"
+    result = invoke("train", chest / "train", "-o", out, *FAST, "--cam-consistency", "2", "--cam-schedule", "step",
+                    "--cam-warmup", "1")
+    assert result.exit_code == 0, result.output
+    history = read_csv(out / "history.csv")
+    assert [float(row["cam_lambda"]) for row in history] == [0.0, 2.0]  # warm-up, then the step
+    assert all(float(row["cam_loss"]) >= 0 and float(row["task_loss"]) > 0 for row in history)
+    with zipfile.ZipFile(out / "model.keras") as archive:
+        names = archive.namelist()
+    assert "config.json" in names  # the plain model is saved, not the training wrapper
+    predicted = invoke("predict", out / "model.keras", chest / "test", "-o", tmp_path / "pred", "--json")
+    assert predicted.exit_code == 0, predicted.output
+
+
+def test_cam_consistency_is_refused_for_regression_and_bad_values(chest, tmp_path):
+    bad = invoke("train", chest / "train", "-o", tmp_path / "a", *FAST, "--cam-consistency", "-1")
+    assert bad.exit_code == 2 and "--cam-consistency must be >= 0" in bad.output
+    bad = invoke("train", chest / "train", "-o", tmp_path / "b", *FAST, "--cam-consistency", "1", "--cam-decay", "1")
+    assert bad.exit_code == 2 and "--cam-decay" in bad.output

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io as _io
 import os
 import tempfile
@@ -279,6 +280,14 @@ def resize(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "ar
 # ----------------------------------------------------------------------------------- writers
 
 
+@functools.cache
+def _umask() -> int:
+    # os.umask can only be read by setting it; read it once, before any worker threads start
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; rename it onto ``path`` only if the block succeeds."""
@@ -296,6 +305,8 @@ def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False, mode
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus umask)
+        os.chmod(tmp, 0o666 & ~_umask())
         if not overwrite and path.exists():  # created by someone else meanwhile
             raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
         os.replace(tmp, path)

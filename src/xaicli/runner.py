@@ -264,16 +264,16 @@ class ModelRunner:
         key = tuple(r.name for r in refs)
         if key not in self._taps:
             tf = self._tf
-            tap_model = _tap_model(self.model, [r.path for r in refs])
+            tapped = tap_model(self.model, [r.path for r in refs])
             n = len(refs)
 
             def fwd(x):
-                outs = tap_model(x, training=False)
+                outs = tapped(x, training=False)
                 return [tf.cast(a, tf.float32) for a in outs[:n]]
 
             def grad(x, w):
                 with tf.GradientTape() as tape:
-                    outs = tap_model(x, training=False)
+                    outs = tapped(x, training=False)
                     acts = list(outs[:n])
                     scores = tf.reduce_sum(tf.cast(outs[n], tf.float32) * w, axis=self._axes)
                 grads = tape.gradient(scores, acts)
@@ -341,7 +341,7 @@ def _walk(model: Any, prefix: tuple[str, ...]) -> Iterator[LayerRef]:
             yield LayerRef(path, layer, shape)
 
 
-def _tap_model(model: Any, paths: Sequence[tuple[str, ...]]) -> Any:
+def tap_model(model: Any, paths: Sequence[tuple[str, ...]]) -> Any:
     """A functional model sharing ``model``'s weights whose outputs are [taps..., model output].
 
     Keras 3 nested models keep their own graph: an inner layer's ``.output`` is not connected to

@@ -87,6 +87,7 @@ def chest_image(rng: np.random.Generator, label: str, size: int = CHEST_SIZE):
     cv2.rectangle(image, (round(cx - 2 * s), round(cy - 22 * s)), (round(cx + 2 * s), round(cy + 30 * s)), 0.62, -1)
 
     lesion = np.zeros((size, size), np.float32)
+    extent = np.zeros((size, size), np.float32)
     if label != "normal":
         lx, ly, _ = centres[int(rng.integers(2))]
         for _ in range(100):  # a lesion centre well inside the chosen lung
@@ -104,9 +105,12 @@ def chest_image(rng: np.random.Generator, label: str, size: int = CHEST_SIZE):
                 cv2.ellipse(lesion, (round(px + ox), round(py + oy)), axes, rng.uniform(0, 180), 0, 360, 0.8, -1)
         else:  # cavity: a thick bright wall around a dark centre
             radius = round(rng.uniform(4, 5.5) * s)
-            cv2.circle(lesion, (px, py), radius, 1.0, max(2, round(1.6 * s)))
+            wall = max(2, round(1.6 * s))
+            cv2.circle(lesion, (px, py), radius, 1.0, wall)
+            # the lesion is the whole cavity, its dark lumen included (as a radiologist outlines it)
+            cv2.circle(extent, (px, py), radius + wall // 2, 1.0, -1)
         lesion *= lungs  # evidence stays inside the lung field
-    lesion_mask = lesion > 0
+    lesion_mask = (lesion > 0) | (extent * lungs > 0)
     image += 0.38 * lesion
     image = cv2.GaussianBlur(image, (0, 0), 0.7 * s)
     image += rng.normal(0, 0.025, image.shape).astype(np.float32)

@@ -57,7 +57,16 @@ def _root(
 
 
 def _register() -> None:
-    from xaicli.cli import anonymize, compare, consistency_study, explain, plugins_cmd, predict, score, train
+    from xaicli.cli import (
+        anonymize,
+        compare,
+        consistency_study,
+        explain,
+        plugins_cmd,
+        predict,
+        score,
+        train,
+    )
 
     app.command("train")(train.train)
     app.command("predict")(predict.predict)

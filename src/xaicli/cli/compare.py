@@ -44,7 +44,7 @@ def compare(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Compare explainers on INPUTS: grid PNG, per-image scores, per-method summary, predictions."""
-    from xaicli.cli.explain import _method_params
+    from xaicli.cli.explain import method_params
     from xaicli.cli.render import err_console, out_console
     from xaicli.cli.score import (
         metric_params,
@@ -61,7 +61,7 @@ def compare(
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
     # the same method options and --param syntax as `xaicli explain`
-    chosen = _method_params(parse_list(methods), {"layer": layer, "steps": steps, "samples": samples,
+    chosen = method_params(parse_list(methods), {"layer": layer, "steps": steps, "samples": samples,
                                                   "masks": masks, "segmentation": segmentation}, param or [])
     region = parse_roi(roi, roi_label) if roi else None
     from xaicli.models.io import load_model

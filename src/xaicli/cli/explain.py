@@ -33,7 +33,7 @@ def _value(text: str) -> Any:
     return text
 
 
-def _method_params(methods: list[str], options: dict[str, Any], params: list[str]) -> list[tuple[str, dict[str, Any]]]:
+def method_params(methods: list[str], options: dict[str, Any], params: list[str]) -> list[tuple[str, dict[str, Any]]]:
     from xaicli import plugins
     from xaicli.engine.explain import accepts
     from xaicli.errors import UsageError
@@ -143,7 +143,7 @@ def explain(
         raise UsageError(f"--alpha must lie in [0, 1], not {alpha}")
     options = {"layer": list(layer or []) or None, "steps": steps, "baseline": baseline, "samples": samples,
                "masks": masks, "segmentation": segmentation, "seed": seed}
-    methods = _method_params(list(method), options, list(param or []))
+    methods = method_params(list(method), options, list(param or []))
     files = iter_image_files(inputs)
     if not files:
         raise InputError(f"no image files found in {', '.join(str(p) for p in inputs)}")

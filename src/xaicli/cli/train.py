@@ -69,6 +69,11 @@ def train(
     pattern: str = typer.Option(None, help="Regression: filename pattern, e.g. '{age}_*'; 'utkface' is built in."),
     masks: Path = typer.Option(None, help="Segmentation: mask folder (masks matched by file stem or leading number)."),
     normal_class: str = typer.Option(None, help="Classification: the 'no finding' class, for the missed-pathology count."),
+    cam_consistency: float = typer.Option(None, "--cam-consistency", help="Classification: add the Grad-CAM consistency regulariser with this final lambda (docs/cam-consistency.md)."),
+    cam_layer: str = typer.Option(None, "--cam-layer", help="Layer of the regulariser's Grad-CAM (default: the model's CAM layer)."),
+    cam_schedule: str = typer.Option("linear", "--cam-schedule", help="lambda curriculum after the warm-up: linear (ramped to the last epoch) or step."),
+    cam_warmup: int = typer.Option(0, "--cam-warmup", help="Epochs trained with lambda = 0 before the curriculum starts."),
+    cam_decay: float = typer.Option(0.9, "--cam-decay", help="Decay of the moving class-mean maps, in [0, 1)."),
     config: Path = typer.Option(None, "--config", help="YAML file with any of these options (command-line values win)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
@@ -82,7 +87,9 @@ def train(
         data=data, output=output, task=task, model=model, param=param, input_size=input_size, color=color,
         epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
         validation_split=validation_split, augment=augment, seed=seed, labels=labels, label_column=label_column,
-        pattern=pattern, masks=masks, normal_class=normal_class, config=config, overwrite=overwrite,
+        pattern=pattern, masks=masks, normal_class=normal_class, cam_consistency=cam_consistency,
+        cam_layer=cam_layer, cam_schedule=cam_schedule, cam_warmup=cam_warmup, cam_decay=cam_decay,
+        config=config, overwrite=overwrite,
     ))
     console = err_console()
     epochs_total = int(values["epochs"])
@@ -102,7 +109,11 @@ def train(
             learning_rate=float(values["learning_rate"]), validation_split=float(values["validation_split"]),
             augment=values["augment"], seed=int(values["seed"]), labels=values["labels"],
             label_column=values["label_column"], pattern=values["pattern"], masks=values["masks"],
-            normal_class=values["normal_class"], overwrite=bool(values["overwrite"]),
+            normal_class=values["normal_class"],
+            cam_consistency=None if values["cam_consistency"] is None else float(values["cam_consistency"]),
+            cam_layer=values["cam_layer"], cam_schedule=str(values["cam_schedule"]),
+            cam_warmup=int(values["cam_warmup"]), cam_decay=float(values["cam_decay"]),
+            overwrite=bool(values["overwrite"]),
             on_epoch=on_epoch, on_status=lambda m: progress.console.print(m),
         )
     out = out_console()

@@ -61,8 +61,7 @@ def make_consistency_model(base: Any, layer: str | None, num_classes: int, *, de
     import keras
     import tensorflow as tf
 
-    from xaicli.runner import ModelRunner
-    from xaicli.runner import _tap_model as tap_model
+    from xaicli.runner import ModelRunner, tap_model
 
     if not 0.0 <= decay < 1.0:
         raise UsageError(f"--cam-decay must lie in [0, 1), not {decay}")

@@ -137,9 +137,9 @@ def _last(history: dict[str, list[float]], *keys: str) -> float:
 
 
 def _scatter_png(rows: list[StudyRow]) -> bytes:
-    from xaicli.engine.evaluation import _png, _pyplot
+    from xaicli.engine.evaluation import figure_png, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4.5))
     lambdas = sorted({r.lam for r in rows})
     for lam in lambdas:
@@ -154,7 +154,7 @@ def _scatter_png(rows: list[StudyRow]) -> bytes:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    return _png(figure)
+    return figure_png(figure)
 
 
 def _class_means_png(rows: list[StudyRow]) -> bytes:

@@ -99,7 +99,7 @@ def segmentation_report(dices: Sequence[float], ious: Sequence[float], pooled: t
     }
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,16 +108,16 @@ def _pyplot():
     return plt
 
 
-def _png(figure) -> bytes:
+def figure_png(figure) -> bytes:
     buffer = _io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    _pyplot().close(figure)
+    pyplot().close(figure)
     return buffer.getvalue()
 
 
 def confusion_matrix_png(matrix: Sequence[Sequence[int]], class_names: Sequence[str], title: str = "Confusion matrix") -> bytes:
     """A labelled confusion matrix with counts and row-normalised shading, as PNG bytes."""
-    plt = _pyplot()
+    plt = pyplot()
     m = np.asarray(matrix, dtype=float)
     rows = m.sum(axis=1, keepdims=True)
     share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
@@ -134,12 +134,12 @@ def confusion_matrix_png(matrix: Sequence[Sequence[int]], class_names: Sequence[
         for j in range(n):
             axis.text(j, i, f"{int(m[i, j])}", ha="center", va="center",
                       color="white" if share[i, j] > 0.5 else "black")
-    return _png(figure)
+    return figure_png(figure)
 
 
 def training_curve_png(history: dict[str, Sequence[float]], title: str = "Training") -> bytes:
     """Loss and the first metric per epoch, training and validation, as PNG bytes."""
-    plt = _pyplot()
+    plt = pyplot()
     metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     for axis, key in zip(axes[0], metrics, strict=True):
@@ -152,4 +152,4 @@ def training_curve_png(history: dict[str, Sequence[float]], title: str = "Traini
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)
-    return _png(figure)
+    return figure_png(figure)

@@ -167,11 +167,22 @@ def train(
     pattern: str | None = None,
     masks: str | Path | None = None,
     normal_class: str | None = None,
+    cam_consistency: float | None = None,
+    cam_layer: str | None = None,
+    cam_schedule: str = "linear",
+    cam_warmup: int = 0,
+    cam_decay: float = 0.9,
     overwrite: bool = False,
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> TrainResult:
-    """Train and write the outputs; returns what was written and the validation report."""
+    """Train and write the outputs; returns what was written and the validation report.
+
+    ``cam_consistency`` (classification only) adds the Grad-CAM consistency regulariser with that
+    final lambda (:mod:`xaicli.engine.cam_consistency`) at ``cam_layer`` (default: the model's CAM
+    layer); lambda follows ``cam_schedule`` after ``cam_warmup`` epochs, and ``history`` then logs
+    ``task_loss``, ``cam_loss`` and ``cam_lambda`` per epoch.
+    """
     from xaicli import io
     from xaicli.engine import data as data_mod
     from xaicli.engine import evaluation
@@ -192,6 +203,11 @@ def train(
         raise UsageError(f"color must be grayscale or rgb, not {color!r}")
     augment_names = parse_augment(augment)
     size = parse_size(input_size)
+    schedule = None
+    if cam_consistency is not None:
+        from xaicli.engine.cam_consistency import LambdaSchedule
+
+        schedule = LambdaSchedule(float(cam_consistency), epochs, cam_schedule, int(cam_warmup))
     out = Path(output_dir)
     model_path = out / "model.keras"
     planned = [model_path, out / "history.csv", out / "training-curve.png", out / "validation.json"]
@@ -201,6 +217,8 @@ def train(
 
     dataset = data_mod.discover(data, task=task, labels=labels, label_column=label_column, pattern=pattern, masks=masks)
     task = dataset.task
+    if schedule is not None and task != "classification":
+        raise UsageError(f"--cam-consistency needs a classification task, not {task}")
     if normal_class is not None and (task != "classification" or normal_class not in dataset.class_names):
         raise UsageError(f"normal class {normal_class!r} is not one of the classes ({', '.join(dataset.class_names) or 'none'})")
     model_name = model or DEFAULT_MODELS[task]
@@ -277,6 +295,14 @@ def train(
         fit_model = keras.Model(net.input, net.get_layer("target_scale").input, name="fit")
     else:
         fit_model = net
+    callbacks: list[Any] = []
+    if schedule is not None:
+        from xaicli.engine.cam_consistency import lambda_callback, make_consistency_model
+
+        fit_model = make_consistency_model(net, cam_layer or info.cam_layer, num_outputs, decay=cam_decay)
+        callbacks.append(lambda_callback(fit_model, schedule))
+        extra["cam_consistency"] = {"lambda": schedule.value, "layer": fit_model.layer_name, "schedule": schedule.kind,
+                                    "warmup": schedule.warmup, "decay": float(cam_decay)}
     fit_model.compile(optimizer=_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
 
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train_fit))
@@ -301,7 +327,7 @@ def train(
 
     status(f"training {model_name} on {len(x_train)} images, validating on {len(x_val)}")
     fit = fit_model.fit(train_ds, validation_data=validation, epochs=epochs, verbose=0,
-                        callbacks=[_Progress()], shuffle=False)
+                        callbacks=[*callbacks, _Progress()], shuffle=False)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
 
     report = None
