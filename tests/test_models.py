@@ -72,6 +72,16 @@ def test_simple_cnn_depth_grows():
     assert counts == [1, 2, 4]
 
 
+def test_simple_cnn_pools_set_the_cam_layer_resolution():
+    spec = get_spec("simple-cnn")
+    default = spec.build((64, 64, 1), "classification", 2, depth=4)
+    finer = spec.build((64, 64, 1), "classification", 2, depth=4, pools="2")
+    assert default.get_layer("relu4").output.shape[1:3] == (8, 8)
+    assert finer.get_layer("relu4").output.shape[1:3] == (16, 16)
+    with pytest.raises(UsageError, match="pools < depth"):
+        spec.build((64, 64, 1), "classification", 2, depth=2, pools=2)
+
+
 def test_spec_errors():
     with pytest.raises(UsageError, match="no parameter"):
         get_spec("simple-cnn").build((16, 16, 1), "classification", 2, bogus=1)

@@ -81,7 +81,18 @@ def _register() -> None:
 _register()
 
 
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's start-up chatter (oneDNN notes, "no CUDA driver", retracing warnings) out
+    of the terminal; a value the user set in ``TF_CPP_MIN_LOG_LEVEL`` wins."""
+    import logging
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def main() -> None:
     """Console-script entry point."""
+    quiet_tensorflow()
     app(prog_name="xaicli")
 

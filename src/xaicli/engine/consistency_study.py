@@ -51,6 +51,7 @@ def evaluate_consistency(model_path: Path, test_dir: Path, *, batch_size: int = 
     """Test accuracy, L_CAM of Grad-CAM maps, counts, and the class-mean maps of correct samples."""
     from xaicli.engine import data as data_mod
     from xaicli.engine.explain import explain_files
+    from xaicli.engine.predict import class_probabilities
     from xaicli.metrics import unit_range
     from xaicli.metrics.consistency import ConsistencyAccumulator
     from xaicli.models.io import load_model
@@ -66,7 +67,8 @@ def evaluate_consistency(model_path: Path, test_dir: Path, *, batch_size: int = 
             continue
         total += 1
         saliency = result.maps[0].map
-        if accumulator.add(saliency, truth, result.prediction_label):
+        predicted = loaded.info.class_names[int(np.argmax(class_probabilities(np.asarray(result.prediction).reshape(1, -1))))]
+        if accumulator.add(saliency, truth, predicted):
             correct += 1
             sums[truth] = sums.get(truth, 0.0) + unit_range(saliency, "positive")
     result = accumulator.result()
@@ -80,9 +82,9 @@ def run_study(
     test_dir: str | Path,
     output_dir: str | Path,
     *,
-    depths: Sequence[int] = (1, 2, 3),
+    depths: Sequence[int] = (2, 3, 4),
     lambdas: Sequence[float] = (0.0, 1.0),
-    epochs: int = 8,
+    epochs: int = 30,
     batch_size: int = 32,
     learning_rate: float = 1e-3,
     schedule: str = "linear",
