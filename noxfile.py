@@ -9,7 +9,7 @@ nox.options.default_venv_backend = "venv"
 
 # The peers run in the benchmark's own environment, never in xaicli's dependencies.
 # xplique 2.0.2 declares tensorflow[and-cuda]; install it without dependencies next to the CPU
-# TensorFlow xaicli already uses, then add the few packages it needs (see docs/benchmarks.md).
+# TensorFlow xaicli already uses, then add the few packages it needs (see docs/explainers.md, "Benchmark").
 EXPLAINER_PEERS_NODEPS = ["xplique==2.0.2", "tf-keras-vis==0.8.7"]
 # xplique imports tensorflow_probability (0.25 matches TensorFlow 2.18-2.21; it does not pull TensorFlow).
 EXPLAINER_PEERS_NEEDS = ["einops", "deprecated", "matplotlib", "imageio", "tf-keras>=2.16,<2.22", "tensorflow-probability==0.25.0"]

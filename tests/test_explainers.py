@@ -234,6 +234,27 @@ def test_methods_recover_a_planted_region(name, params):
         assert centred[inside].mean() > 3 * max(np.abs(centred[~reach]).mean(), 1e-9), name
 
 
+def test_rise_center_subtracts_the_mean_score_times_the_mask_coverage():
+    """center=true is the paper's map minus mean(score) * sum_i M_i / (N p), recomputed here."""
+    from xaicli.explainers.rise import RISEMasks
+
+    model = _classifier()
+    x = _images(3)
+    target = _target(model, x)
+    params = {"n_masks": 50, "grid_size": 4, "seed": 3}
+    runner = ModelRunner(model, batch_size=16)
+    plain = make_explainer("rise", params).explain(runner, x, target)
+    centred = make_explainer("rise", {**params, "center": "true"}).explain(runner, x, target)
+    masks = RISEMasks(50, 4, 0.5, 3, (16, 16)).build(0, 50)
+    probs = np.asarray(model(np.concatenate([image * masks[..., None] for image in x])))
+    scores = probs.reshape(3, 50, -1)[np.arange(3), :, np.argmax(np.asarray(model(x)), axis=1)]
+    by_hand = np.einsum("bn,nhw->bhw", scores, masks) / (50 * 0.5)
+    by_hand_centred = np.einsum("bn,nhw->bhw", scores - scores.mean(axis=1, keepdims=True), masks) / (50 * 0.5)
+    np.testing.assert_allclose(plain, by_hand, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(centred, by_hand_centred, rtol=1e-4, atol=1e-5)
+    assert (centred < 0).any() and not (plain < 0).any()
+
+
 @pytest.mark.parametrize("name", ["gradcam", "saliency", "ig", "rise", "occlusion", "lime", "smoothgrad"])
 def test_maps_change_when_weights_are_randomised(name):
     """Adebayo et al. 2018: a map that survives re-initialising the model explains nothing."""

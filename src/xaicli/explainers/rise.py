@@ -11,8 +11,15 @@ The grids and shifts are drawn once per run from ``seed`` and reused for every i
 masks are kept in memory when they fit in 256 MiB, otherwise rebuilt chunk by chunk).
 
 Parameters: ``n_masks`` (default 4000, the paper's setting for ResNet50), ``grid_size`` s (default
-7), ``p`` (default 0.5), ``seed`` (default 0). The masked images are ``x * M`` in model-input units
+7), ``p`` (default 0.5), ``seed`` (default 0), ``center`` (default false). The masked images are ``x * M`` in model-input units
 (masked pixels become 0 after preprocessing, as in the paper's implementation).
+
+``center=true`` subtracts the image's mean masked score from every score first,
+``1 / (N p) * sum_i (score_i - mean score) M_i``: the paper's map minus ``mean score * sum_i M_i / (N p)``,
+whose expectation is a constant. This control variate removes the share of the map that comes from
+where the random masks happened to fall (the same for every image and every model under one seed),
+so the map's positive part shows what raises the score, and the weight-randomisation check compares
+the models rather than the masks.
 """
 
 from __future__ import annotations
@@ -60,14 +67,20 @@ class RISE(Explainer):
 
     name: ClassVar[str] = "rise"
 
-    def __init__(self, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, seed: int = 0, **params: Any) -> None:
-        super().__init__(n_masks=n_masks, grid_size=grid_size, p=p, seed=seed, **params)
+    def __init__(self, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, seed: int = 0,
+                 center: bool | str = False, **params: Any) -> None:
+        super().__init__(n_masks=n_masks, grid_size=grid_size, p=p, seed=seed, center=center, **params)
         self.n_masks = check_positive("n_masks", n_masks)
         self.grid_size = check_positive("grid_size", grid_size)
         self.p = float(p)
         if not 0.0 < self.p <= 1.0:
             raise UsageError(f"p must lie in (0, 1], not {p!r}")
         self.seed = int(seed)
+        if isinstance(center, str):
+            if center.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise UsageError(f"center must be true or false, not {center!r}")
+            center = center.lower() in ("true", "1", "yes")
+        self.center = bool(center)
         self._masks: RISEMasks | None = None
 
     def masks(self, size: tuple[int, int]) -> RISEMasks:
@@ -95,10 +108,17 @@ class RISE(Explainer):
 
         rows = np.repeat(np.arange(b), n)
         sal = np.zeros((b, *runner.input_shape[:2]), np.float64)
+        score_sums = np.zeros(b, np.float64)
+        mask_sum = np.zeros(runner.input_shape[:2], np.float64)  # sum_i M_i: the same for every image
         for start, stop, scores in runner.iter_scores(Stack(b * n, rows, build), target):
             j = np.arange(start, stop)
             for i in np.unique(j // n):
                 sel = (j // n) == i
                 m = masks.build(int(j[sel][0] % n), int(j[sel][-1] % n) + 1)
                 sal[i] += np.tensordot(scores[sel].astype(np.float64), m, axes=(0, 0))
+                score_sums[i] += scores[sel].sum(dtype=np.float64)
+                if self.center and i == 0:
+                    mask_sum += m.sum(axis=0, dtype=np.float64)
+        if self.center:
+            sal -= (score_sums / n)[:, None, None] * mask_sum
         return (sal / (n * self.p)).astype(np.float32)
