@@ -234,6 +234,20 @@ def test_methods_recover_a_planted_region(name, params):
         assert centred[inside].mean() > 3 * max(np.abs(centred[~reach]).mean(), 1e-9), name
 
 
+def test_rise_gives_the_same_map_when_masks_are_rebuilt_chunk_by_chunk(monkeypatch):
+    """Masks too big for the cache are rebuilt per chunk (and reused for the weighted sum)."""
+    import xaicli.explainers.rise as rise_module
+
+    model = _classifier()
+    x = _images(3)
+    target = _target(model, x)
+    params = {"n_masks": 40, "grid_size": 4, "seed": 2}
+    cached = make_explainer("rise", params).explain(ModelRunner(model, batch_size=16), x, target)
+    monkeypatch.setattr(rise_module, "_CACHE_BYTES", 0)
+    rebuilt = make_explainer("rise", params).explain(ModelRunner(model, batch_size=16), x, target)
+    np.testing.assert_allclose(rebuilt, cached, rtol=1e-5, atol=1e-7)
+
+
 def test_rise_center_subtracts_the_mean_score_times_the_mask_coverage():
     """center=true is the paper's map minus mean(score) * sum_i M_i / (N p), recomputed here."""
     from xaicli.explainers.rise import RISEMasks
