@@ -31,6 +31,8 @@ import numpy as np
 from xaicli.errors import ModelError, UsageError
 
 DEFAULT_BATCH_SIZE = 16
+#: build the next chunk of a stack in a worker thread while the model runs the current one
+PREFETCH = True
 
 
 @dataclass
@@ -149,15 +151,37 @@ class ModelRunner:
     # -------------------------------------------------------------- chunking
 
     def _chunks(self, stack: Stack) -> Iterator[tuple[int, int, np.ndarray]]:
-        for start in range(0, len(stack), self.batch_size):
+        """Chunks of ``batch_size`` rows, each built while the previous one is in the model.
+
+        One worker thread builds chunk k+1 (NumPy releases the GIL) while the caller runs chunk k
+        through TensorFlow: building perturbed inputs is then off the critical path. With one
+        worker the chunks are built in order, so seeded builds give the same rows as before.
+        """
+        starts = list(range(0, len(stack), self.batch_size))
+
+        def make(start: int) -> tuple[int, int, np.ndarray]:
             stop = min(start + self.batch_size, len(stack))
-            chunk = np.asarray(stack.build(start, stop), dtype=np.float32)
+            return start, stop, np.asarray(stack.build(start, stop), dtype=np.float32)
+
+        def checked(start: int, stop: int, chunk: np.ndarray) -> tuple[int, int, np.ndarray]:
             if chunk.shape[1:] != self.input_shape:
-                raise ModelError(
-                    f"model expects inputs of shape {self.input_shape}, got {chunk.shape[1:]}"
-                )
+                raise ModelError(f"model expects inputs of shape {self.input_shape}, got {chunk.shape[1:]}")
             self.rows_evaluated += stop - start
-            yield start, stop, chunk
+            return start, stop, chunk
+
+        if len(starts) <= 1 or not PREFETCH:
+            for start in starts:
+                yield checked(*make(start))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="xaicli-build") as pool:
+            pending = pool.submit(make, starts[0])
+            for following in [*starts[1:], None]:
+                current = pending.result()
+                if following is not None:
+                    pending = pool.submit(make, following)
+                yield checked(*current)
 
     @staticmethod
     def _weights(target: Any, rows: np.ndarray) -> np.ndarray:
