@@ -56,6 +56,41 @@ def test_large_stacks_are_built_and_evaluated_in_chunks_of_batch_size():
     np.testing.assert_allclose(scores, expected[:, cls], rtol=1e-5, atol=1e-6)
 
 
+def test_chunks_built_ahead_keep_their_order_and_errors(monkeypatch):
+    """The next chunk is built in a worker thread: same rows in the same order as building inline,
+    and an error raised while building reaches the caller."""
+    import xaicli.runner as runner_module
+
+    model = _model()
+    x = np.random.default_rng(2).uniform(0, 1, (1, 8, 8, 2)).astype(np.float32)
+    target = resolve_target(model(x).numpy(), ModelInfo(task="classification", input_shape=(8, 8, 2)))
+
+    def noisy_stack(calls):
+        rng = np.random.default_rng(7)  # drawn in build order, as a seeded explainer would
+
+        def build(start, stop):
+            calls.append(start)
+            return x + rng.normal(0, 0.1, (stop - start, 8, 8, 2)).astype(np.float32)
+
+        return Stack(17, np.zeros(17, int), build)
+
+    scores = {}
+    for prefetch in (False, True):
+        monkeypatch.setattr(runner_module, "PREFETCH", prefetch)
+        calls: list[int] = []
+        scores[prefetch] = ModelRunner(model, batch_size=4).scores(noisy_stack(calls), target)
+        assert calls == [0, 4, 8, 12, 16]
+    np.testing.assert_array_equal(scores[True], scores[False])
+
+    def failing(start, stop):
+        if start >= 8:
+            raise ValueError("cannot build chunk 3")
+        return np.repeat(x, stop - start, axis=0)
+
+    with pytest.raises(ValueError, match="chunk 3"):
+        ModelRunner(model, batch_size=4).scores(Stack(17, np.zeros(17, int), failing), target)
+
+
 def test_gradients_are_per_row():
     model = _model()
     runner = ModelRunner(model, batch_size=3)
