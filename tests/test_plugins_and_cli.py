@@ -169,3 +169,18 @@ def test_user_errors_are_one_red_line_with_the_documented_code_and_no_traceback(
 def test_python_dash_m_entry_point():
     result = _xaicli("--version")
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_tensorflow_start_up_chatter_stays_out_of_the_terminal(tmp_path):
+    # TensorFlow's absl logs ignore TF_CPP_MIN_LOG_LEVEL before absl is initialised; the CLI
+    # silences file descriptor 2 while TensorFlow imports (unless the user set the variable).
+    root = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "xaicli", "predict", str(root / "sample_data/models/chest/model.keras"),
+         str(root / "sample_data/chest/test/nodule/test_0015.png"), "-o", str(tmp_path / "p")],
+        capture_output=True, text=True, env=env, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for chatter in ("absl", "oneDNN", "cuda"):
+        assert chatter not in result.stderr, result.stderr[-2000:]
