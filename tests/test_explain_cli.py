@@ -148,3 +148,27 @@ def test_explain_user_mistakes(tmp_path):
     assert missing.exit_code == 3
     assert not (tmp_path / "o").exists()
     assert "Traceback" not in unknown.output + bad_param.output + bad_layer.output + missing.output
+
+
+@pytest.mark.parametrize("model,image,task", [
+    ("chest", "sample_data/chest/test/cavity/test_0045.png", "classification"),
+    ("faces", "sample_data/faces/test/22_0_1_test0013.jpg", "regression"),
+    ("retina", "sample_data/retina/test/images/01_test.tif", "segmentation"),
+])
+def test_every_method_runs_on_the_shipped_models(tmp_path, model, image, task):
+    """The issue's bar: every method through `xaicli explain` on the sample models of all three tasks."""
+    from xaicli import plugins
+
+    methods = ",".join(plugins.names("explainers"))
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["explain", str(REPO / f"sample_data/models/{model}/model.keras"), str(REPO / image),
+                                 "-m", methods, "--masks", "64", "--samples", "32", "--steps", "8",
+                                 "-p", "scorecam.max_channels=4", "-p", "lime.segmentation=grid", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert {r["method"] for r in rows} == set(plugins.names("explainers"))
+    for r in rows:
+        saliency = np.load(out / r["map"])
+        assert saliency.dtype == np.float32 and np.isfinite(saliency).all() and np.abs(saliency).max() > 0, r["method"]
+    if task == "segmentation":
+        assert all("mask" in r["target"] for r in rows), rows[0]["target"]

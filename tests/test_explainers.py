@@ -132,6 +132,69 @@ def test_gradcam_several_layers_gives_per_layer_maps_and_combination():
     assert maps.shape == (2, 16, 16) and maps.max() <= 1.0 + 1e-6
 
 
+def test_gradcam_plus_plus_equals_hand_formula():
+    """Chattopadhyay et al. 2018, eq. 19 with the exponential score: a = g^2 / (2 g^2 + sum(A) g^3),
+    w_k = sum_ij a_ij relu(g_ij), map = relu(sum_k w_k A_k)."""
+    import cv2
+
+    model = _classifier(seed=4)
+    x = _images(3, seed=6)
+    target = _target(model, x)
+    maps = make_explainer("gradcam++", {"layer": "conv2"}).explain(ModelRunner(model, batch_size=2), x, target)
+    pre = keras.Model(model.inputs, model.get_layer("conv2").output)
+    gap, dense = model.layers[-2], model.layers[-1]
+    for i in range(3):
+        cls = int(np.argmax(model(x[i : i + 1])))
+        with tf.GradientTape() as tape:
+            acts = pre(tf.constant(x[i : i + 1]))
+            tape.watch(acts)
+            score = dense(gap(acts))[:, cls]
+        g = tape.gradient(score, acts).numpy()[0]
+        a = acts.numpy()[0]
+        denom = 2 * g**2 + a.sum(axis=(0, 1))[None, None, :] * g**3
+        alpha = np.where(g != 0, g**2 / np.where(denom != 0, denom, 1.0), 0.0)
+        w = (alpha * np.maximum(g, 0)).sum(axis=(0, 1))
+        cam = np.maximum((a * w).sum(-1), 0).astype(np.float32)
+        hand = cv2.resize(cam, (16, 16), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(maps[i], hand, rtol=1e-3, atol=1e-6 * max(1.0, hand.max()))
+    plain = make_explainer("gradcam", {"layer": "conv2"}).explain(ModelRunner(model), x, target)
+    assert not np.allclose(_normalise_max(maps), _normalise_max(plain), atol=1e-3)  # not Grad-CAM's weights
+
+
+def test_scorecam_equals_hand_formula():
+    """Wang et al. 2020, Algorithm 1: alpha = softmax_k(f(x * s(Up(A_k))) - f(0)), relu(sum alpha_k A_k)."""
+    import cv2
+
+    model = _classifier(seed=8)
+    x = _images(2, seed=9)
+    target = _target(model, x)
+    maps = make_explainer("scorecam", {"layer": "conv2"}).explain(ModelRunner(model, batch_size=4), x, target)
+    pre = keras.Model(model.inputs, model.get_layer("conv2").output)
+    for i in range(2):
+        cls = int(np.argmax(model(x[i : i + 1])))
+        acts = pre(x[i : i + 1]).numpy()[0]
+        ups = [cv2.resize(acts[..., k], (16, 16), interpolation=cv2.INTER_LINEAR) for k in range(acts.shape[-1])]
+        masks = [(u - u.min()) / (u.max() - u.min()) if u.max() > u.min() else np.zeros_like(u) for u in ups]
+        scores = np.asarray(model(np.stack([x[i] * m[..., None] for m in masks])))[:, cls]
+        increase = scores - np.asarray(model(np.zeros_like(x[:1])))[0, cls]
+        alpha = np.exp(increase) / np.exp(increase).sum()
+        cam = np.maximum((acts * alpha).sum(-1), 0).astype(np.float32)
+        hand = cv2.resize(cam, (16, 16), interpolation=cv2.INTER_LINEAR)
+        np.testing.assert_allclose(maps[i], hand, rtol=1e-4, atol=1e-6)
+    assert maps.max() > 0
+
+
+def _normalise_max(maps):
+    return maps / np.maximum(maps.reshape(len(maps), -1).max(axis=1), 1e-12)[:, None, None]
+
+
+def test_default_cam_layer_is_not_a_segmentation_head():
+    inp = keras.Input((16, 16, 1))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="features")(inp)
+    out = keras.layers.Conv2D(1, 1, activation="sigmoid", name="head")(h)
+    assert ModelRunner(keras.Model(inp, out)).default_cam_layer().name == "features"
+
+
 # ------------------------------------------------------------------ gradients
 
 
@@ -155,15 +218,18 @@ def test_saliency_and_gradient_x_input_equal_analytic_gradient_of_linear_model()
     assert np.abs(vg).max() < 1e-8
 
 
-@pytest.mark.parametrize("method", ["gauss-legendre", "riemann-trapezoid", "riemann-middle"])
-def test_ig_completeness_gap_below_one_percent_at_256_steps(method):
+def _smooth_model():
     keras.utils.set_random_seed(7)
     inp = keras.Input((12, 12, 1))
     x = keras.layers.Conv2D(4, 3, padding="same", activation="softplus")(inp)
     x = keras.layers.Conv2D(4, 3, padding="same", activation="tanh")(x)
-    x = keras.layers.Flatten()(x)
-    out = keras.layers.Dense(2, activation="softmax")(x)
-    model = keras.Model(inp, out)
+    out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(x))
+    return keras.Model(inp, out)
+
+
+@pytest.mark.parametrize("method", ["gauss-legendre", "riemann-trapezoid", "riemann-middle"])
+def test_ig_completeness_gap_below_one_percent_at_256_steps(method):
+    model = _smooth_model()
     images = _images(3, (12, 12, 1))
     ig = make_explainer("ig", {"steps": 256, "method": method})
     maps = ig.explain(ModelRunner(model, batch_size=64), images, _target(model, images))
@@ -175,6 +241,29 @@ def test_ig_completeness_gap_below_one_percent_at_256_steps(method):
     coarse.explain(ModelRunner(model), images, _target(model, images))
     assert np.abs(coarse.extras["completeness_gap"]).max() > np.abs(gap).max()
     assert np.isfinite(maps).all()
+
+
+@pytest.mark.parametrize("baseline", ["white", "noise", "file"])
+def test_ig_completeness_holds_for_non_zero_baselines(tmp_path, baseline):
+    """sum(attributions) = f(x) - f(baseline) needs the (x - baseline) factor: with a black
+    baseline in [0, 1] units x - baseline = x, so only a non-zero baseline tests it."""
+    from xaicli.io import write_png
+
+    model = _smooth_model()
+    images = _images(2, (12, 12, 1)) * 0.6 + 0.2
+    if baseline == "file":
+        path = write_png(tmp_path / "baseline.png", np.full((12, 12, 1), 0.8, np.float32))
+        baseline = str(path)
+    ig = make_explainer("ig", {"steps": 256, "baseline": baseline})
+    runner = ModelRunner(model, batch_size=64)
+    target = _target(model, images)
+    maps = ig.explain(runner, images, target)
+    base = ig.baselines(runner, images)
+    assert np.abs(base).max() > 0.1
+    delta = runner.scores(images, target) - runner.scores(base, target)
+    assert np.all(np.abs(delta) > 1e-4)
+    np.testing.assert_allclose(maps.reshape(2, -1).sum(axis=1), delta, rtol=0.01)
+    assert np.all(np.abs(ig.extras["completeness_gap"]) < 0.01)
 
 
 def test_ig_baselines():
@@ -232,6 +321,24 @@ def test_methods_recover_a_planted_region(name, params):
         # RISE's map carries the mean score everywhere (E[f | pixel kept]): compare with the median
         centred = m - np.median(m)
         assert centred[inside].mean() > 3 * max(np.abs(centred[~reach]).mean(), 1e-9), name
+
+
+def test_rise_masks_are_bilinear_upsampled_grids_each_with_its_own_shift():
+    """Petsiuk et al. 2018, sec. 3.2: s x s binary grid, bilinear upsampling to (s + 1) * ceil(H / s),
+    then a crop at a random shift per mask; recomputed with scikit-image's resize."""
+    from skimage.transform import resize
+
+    from xaicli.explainers.rise import RISEMasks
+
+    masks = RISEMasks(40, 5, 0.5, 7, (20, 18))
+    cell = (4, 4)  # ceil(20 / 5), ceil(18 / 5)
+    built = masks.build(0, 40)
+    assert len({tuple(s) for s in masks.shifts}) > 5 and (masks.shifts < cell).all()
+    assert 0.35 < masks.grids.mean() < 0.65
+    for i in range(40):
+        big = resize(masks.grids[i], (6 * cell[0], 6 * cell[1]), order=1, mode="edge", anti_aliasing=False)
+        dy, dx = masks.shifts[i]
+        np.testing.assert_allclose(built[i], big[dy : dy + 20, dx : dx + 18], atol=1e-5)
 
 
 def test_rise_gives_the_same_map_when_masks_are_rebuilt_chunk_by_chunk(monkeypatch):
@@ -294,10 +401,11 @@ def test_every_explainer_meets_the_contract(name):
     target = _target(model, x)
     params = FAST.get(name, {})
     one = make_explainer(name, params).explain(ModelRunner(model, batch_size=1), x, target)
-    eight = make_explainer(name, params).explain(ModelRunner(model, batch_size=8), x, target)
+    # 32: several images per call, and perturbation stacks (9 x 64 RISE masks...) cut across images
+    many = make_explainer(name, params).explain(ModelRunner(model, batch_size=32), x, target)
     assert one.shape == (9, 16, 16) and one.dtype == np.float32
     assert np.isfinite(one).all()
-    np.testing.assert_allclose(one, eight, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))
+    np.testing.assert_allclose(one, many, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))
     # an image explained alone gets the same map as inside a batch
     alone = make_explainer(name, params).explain(ModelRunner(model, batch_size=8), x[4:5], target.subset([4]))
     np.testing.assert_allclose(alone[0], one[4], rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))

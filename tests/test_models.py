@@ -129,7 +129,8 @@ def test_foreign_keras_file_with_and_without_flags(tmp_path):
     assert loaded.info.task == "classification"
     assert loaded.info.class_names == ["class_0", "class_1"]
     assert loaded.info.input_shape == (16, 16, 3)
-    assert loaded.info.cam_layer == find_cam_layer(model) == "relu2"
+    # no stored CAM layer: the runner's default (nested-aware, never the output head) decides
+    assert loaded.info.cam_layer is None and find_cam_layer(model) == "relu2"
     flagged = load_model(path, class_names=["cat", "dog"], preprocessing="symmetric", cam_layer="relu1")
     assert flagged.info.class_names == ["cat", "dog"] and flagged.info.preprocessing == "symmetric"
     assert flagged.info.cam_layer == "relu1"

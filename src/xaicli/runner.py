@@ -249,7 +249,11 @@ class ModelRunner:
         """The last spatial conv layer, carried forward over same-shape BN / activation layers."""
         refs = self.layers()
         convs = [i for i, ref in enumerate(refs) if type(ref.layer).__name__ in _CONV_CLASSES]
-        convs = [i for i in convs if _spatial(refs[i].output_shape)]
+        # A segmentation network ends in a spatial conv (the 1x1 head): its "map" would only
+        # repeat the prediction, so the default is the last conv *before* the output layer.
+        produces_output = {id(t) for t in self.model.outputs}
+        convs = [i for i in convs if _spatial(refs[i].output_shape)
+                 and id(getattr(refs[i].layer, "output", None)) not in produces_output]
         if not convs:
             raise ModelError("the model has no spatial convolution layer for a CAM method")
         best = convs[-1]

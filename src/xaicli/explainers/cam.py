@@ -7,8 +7,8 @@
   Convolutional Networks", WACV 2018 (closed form with the exponential-score trick, as
   pytorch-grad-cam implements it).
 * Score-CAM: Wang et al., "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
-  Networks", CVPR Workshops 2020. ``alpha_k = f(x * s(Up(A_k))) - f(0)``, with ``s`` min-max
-  scaling to [0, 1]; a forward pass per channel.
+  Networks", CVPR Workshops 2020. ``alpha = softmax_k(f(x * s(Up(A_k))) - f(0))`` (Algorithm 1),
+  with ``s`` min-max scaling to [0, 1]; a forward pass per channel.
 
 Parameters (all three):
 
@@ -142,7 +142,12 @@ class ScoreCAM(_CAM):
             scores = runner.scores(Stack(int(offsets[-1]), rows, build), target)
             cams = np.zeros((b, h, w), np.float32)
             for i in range(b):
-                alpha = scores[offsets[i] : offsets[i + 1]] - base[i]
+                # Algorithm 1 of the paper: the increases of confidence, softmax-normalised over
+                # the channels (without it, a target every masked copy lowers, such as an age
+                # regressed from part of a face, leaves nothing after the ReLU).
+                increase = scores[offsets[i] : offsets[i + 1]].astype(np.float64) - base[i]
+                alpha = np.exp(increase - increase.max())
+                alpha /= alpha.sum()
                 cams[i] = np.einsum("hwk,k->hw", acts[i][:, :, channels[i]], alpha)
             out[ref.name] = np.maximum(cams, 0.0)
         return out

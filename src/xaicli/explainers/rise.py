@@ -52,9 +52,12 @@ class RISEMasks:
 
         if getattr(self, "_all", None) is not None:
             return self._all[start:stop]
-        last = getattr(self, "_last", None)
-        if last is not None and last[0] == (start, stop):
-            return last[1]  # the chunk just built for the model inputs, asked again for the weighted sum
+        # The chunk built for the model inputs is asked for again for the weighted sum; by then the
+        # runner's build-ahead thread has built the next chunk, so keep the last few, not one.
+        recent = self.__dict__.setdefault("_recent", {})
+        hit = recent.get((start, stop))
+        if hit is not None:
+            return hit
         h, w = self.size
         up = ((self.s + 1) * self.cell[0], (self.s + 1) * self.cell[1])
         out = np.empty((stop - start, h, w), np.float32)
@@ -62,7 +65,9 @@ class RISEMasks:
             big = cv2.resize(self.grids[i], (up[1], up[0]), interpolation=cv2.INTER_LINEAR)
             dy, dx = self.shifts[i]
             out[k] = big[dy : dy + h, dx : dx + w]
-        self._last = ((start, stop), out)
+        recent[(start, stop)] = out
+        while len(recent) > 4:
+            recent.pop(next(iter(recent)))
         return out
 
 

@@ -127,10 +127,14 @@ def _load_savedmodel(path: Path, input_shape: tuple[int, int, int] | None) -> An
 def find_cam_layer(model: Any) -> str | None:
     """The last layer with a spatial (rank-4) output before the model's head, or None."""
     found = None
+    # not the layer that produces the output (a segmentation head would only echo the prediction)
+    outputs = {id(t) for t in getattr(model, "outputs", None) or ()}
     for layer in model.layers:
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):
+            continue
+        if id(layer.output) in outputs:
             continue
         if len(shape) == 4 and layer.__class__.__name__ not in ("InputLayer",) and (shape[1] or 0) > 1:
             found = layer.name
@@ -240,8 +244,8 @@ def load_model(
         except ValueError:
             raise UsageError(f"{path}: the model has no layer named {cam_layer!r}") from None
         info.cam_layer = cam_layer
-    elif info.cam_layer is None:
-        info.cam_layer = find_cam_layer(model)
+    # Otherwise a foreign model's CAM layer is left to ModelRunner.default_cam_layer, which also
+    # looks inside nested backbones.
 
     outputs = model.output_shape
     units = int(outputs[-1] or 1)
