@@ -5,6 +5,7 @@ Everything here is plain Python for the CLI to call: no typer, no rich.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ from xaicli.anonymize.engine import (
     DEFAULT_BURNED_IN_MODALITIES,
     FileResult,
     Settings,
-    looks_like_dicom,
+    dicom_start,
     quiet_pydicom,
     run_batch,
     scan_findings,
@@ -24,9 +25,11 @@ from xaicli.anonymize.engine import (
 from xaicli.anonymize.profile import Rules
 from xaicli.errors import InputError, OutputError, UsageError
 
-KEY_FILE = "xaicli-anonymize.key"
+KEY_FILE = "xaicli-anonymize.key"  # where earlier versions stored the key: inside the output
 AUDIT_FILE = "anonymize-audit.csv"
 REPORT_FILE = "anonymize-report.json"
+# Names at the output root that belong to the run: an input landing there is renamed like a clash.
+RESERVED = (AUDIT_FILE, REPORT_FILE, KEY_FILE)
 AUDIT_COLUMNS = ["input", "output", "location", "keyword", "vr", "action"]
 
 
@@ -34,6 +37,9 @@ AUDIT_COLUMNS = ["input", "output", "location", "keyword", "vr", "action"]
 class Plan:
     items: list[tuple[str, str, str | None]] = field(default_factory=list)  # src, dst, quarantine dst
     clashes: list[tuple[str, str]] = field(default_factory=list)  # (input, output it was renamed to)
+    # src -> the input as the audit and report name it: relative to the input root, so that no
+    # folder level above what is mirrored (a patient's name, say) gets into the shared folder.
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def _files_under(root: Path, exclude: list[Path]) -> list[Path]:
@@ -66,7 +72,7 @@ def plan_run(inputs: list[str], output: Path, quarantine: Path) -> Plan:
             raise UsageError(f"{path}: input lies inside the output folder {output}")
     single_dir = len(paths) == 1 and paths[0].is_dir()
     plan = Plan()
-    taken: set[str] = set()
+    taken: set[str] = {name.lower() for name in RESERVED}
     for path in paths:
         if path.is_dir():
             base = Path() if single_dir else Path(path.resolve().name)
@@ -83,6 +89,7 @@ def plan_run(inputs: list[str], output: Path, quarantine: Path) -> Plan:
                 plan.clashes.append((str(src), unique.as_posix()))
             taken.add(unique.as_posix().lower())
             plan.items.append((str(src), str(output / unique), str(quarantine / unique)))
+            plan.labels[str(src)] = rel.as_posix()
     return plan
 
 
@@ -92,6 +99,14 @@ def _inside(path: Path, folder: Path) -> bool:
         return True
     except (ValueError, OSError):
         return False
+
+
+def key_path(output: Path) -> Path:
+    """Where a generated key is kept: beside the output folder (OUTPUT.key), never inside it, so
+    that sharing the folder does not share the key (with it, pseudonyms of guessable patient IDs
+    can be confirmed)."""
+    output = output.resolve()
+    return output.with_name(output.name + ".key")
 
 
 def resolve_key(key: str | None, key_file: str | None, output: Path, *, dry_run: bool) -> tuple[bytes, str]:
@@ -109,22 +124,29 @@ def resolve_key(key: str | None, key_file: str | None, output: Path, *, dry_run:
         if not text:
             raise InputError(f"{path}: key file is empty")
         return text.encode("utf-8"), f"key from {path}"
-    stored = output / KEY_FILE
+    stored = key_path(output)
     if stored.exists():
         return stored.read_text(encoding="utf-8").strip().encode("utf-8"), f"key reused from {stored}"
+    legacy = output / KEY_FILE
+    if legacy.exists():
+        return legacy.read_text(encoding="utf-8").strip().encode("utf-8"), (
+            f"key reused from {legacy}: it lies inside the output folder; move it to {stored} "
+            "before sharing the folder"
+        )
     text = secrets.token_hex(32)
     if dry_run:
         return text.encode("utf-8"), "a new random key (dry run: not stored)"
     try:
-        output.mkdir(parents=True, exist_ok=True)
+        stored.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
     except OSError as exc:
         raise OutputError(f"{stored}: key file cannot be written ({exc.strerror or exc})") from None
     return text.encode("utf-8"), (
-        f"new key written to {stored} (mode 0600): pass --key-file {stored} to map the same "
-        "identities in a later run, and keep it out of what you share"
+        f"new key written to {stored} (mode 0600, beside the output folder): a later run into "
+        f"{output} reuses it; pass --key-file {stored} to map the same identities elsewhere, "
+        "and keep it out of what you share"
     )
 
 
@@ -136,13 +158,17 @@ class RunSummary:
     audit_path: Path | None
     report_path: Path | None
     key_note: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def label(self, src: str) -> str:
+        return self.labels.get(src, Path(src).name)
 
     def by_status(self, status: str) -> list[FileResult]:
         return [r for r in self.results if r.status == status]
 
     @property
     def not_deidentified(self) -> list[FileResult]:
-        return [r for r in self.results if r.status in ("failed", "quarantined")]
+        return [r for r in self.results if r.status in ("failed", "quarantined", "held back")]
 
 
 def anonymize(
@@ -188,9 +214,9 @@ def anonymize(
     start = time.perf_counter()
     results = run_batch(plan.items, settings, jobs or os.cpu_count() or 1)
     seconds = time.perf_counter() - start
-    summary = RunSummary(results, plan.clashes, seconds, None, None, key_note)
+    summary = RunSummary(results, plan.clashes, seconds, None, None, key_note, plan.labels)
     if not dry_run:
-        _write_audit(audit_path, results, output, quarantine, overwrite)
+        _write_audit(audit_path, summary, output, quarantine, overwrite)
         _write_report(report_path, summary, rules, output, quarantine, overwrite)
         summary.audit_path, summary.report_path = audit_path, report_path
     return summary
@@ -207,7 +233,7 @@ def _rel(path: str | None, *roots: Path) -> str:
     return str(path)
 
 
-def _write_audit(path: Path, results: list[FileResult], output: Path, quarantine: Path, overwrite: bool) -> None:
+def _write_audit(path: Path, summary: RunSummary, output: Path, quarantine: Path, overwrite: bool) -> None:
     """One row per attribute action per file: where, which, what was done; never a value."""
     import csv
 
@@ -216,12 +242,13 @@ def _write_audit(path: Path, results: list[FileResult], output: Path, quarantine
     with atomic_output(path, overwrite=overwrite, mode="w") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(AUDIT_COLUMNS)
-        for result in results:
+        for result in summary.results:
             if result.status not in ("ok", "quarantined"):
                 continue
             out = _rel(result.dst, output, quarantine.parent)
+            source = summary.label(result.src)
             for location, keyword, vr, action in result.actions:
-                writer.writerow([result.src, out, location, keyword, vr, action])
+                writer.writerow([source, out, location, keyword, vr, action])
 
 
 def _write_report(path: Path, summary: RunSummary, rules: Rules, output: Path, quarantine: Path, overwrite: bool) -> None:
@@ -235,12 +262,15 @@ def _write_report(path: Path, summary: RunSummary, rules: Rules, output: Path, q
         "options": list(rules.options),
         "files": len(summary.results),
         "deidentified": len(summary.by_status("ok")),
-        "quarantined": [{"input": r.src, "output": _rel(r.dst, quarantine.parent), "reason": r.reason} for r in summary.by_status("quarantined")],
-        "skipped": [{"input": r.src, "reason": r.reason} for r in summary.by_status("skipped")],
-        "failed": [{"input": r.src, "reason": r.reason} for r in summary.by_status("failed")],
-        "clashes": [{"input": src, "renamed_to": new} for src, new in summary.clashes],
-        "burned_in_kept": [r.src for r in summary.results if r.status == "ok" and r.burned_in and not r.masked],
-        "masked": [r.src for r in summary.results if r.masked],
+        # Inputs relative to their input root (see Plan.labels), like the audit's input column.
+        "quarantined": [{"input": summary.label(r.src), "output": _rel(r.dst, quarantine.parent), "reason": r.reason}
+                        for r in summary.by_status("quarantined")],
+        "skipped": [{"input": summary.label(r.src), "reason": r.reason} for r in summary.by_status("skipped")],
+        "failed": [{"input": summary.label(r.src), "reason": r.reason} for r in summary.by_status("failed")],
+        "held_back": [{"input": summary.label(r.src), "reason": r.reason} for r in summary.by_status("held back")],
+        "clashes": [{"input": summary.label(src), "renamed_to": new} for src, new in summary.clashes],
+        "burned_in_kept": [summary.label(r.src) for r in summary.results if r.status == "ok" and r.burned_in and not r.masked],
+        "masked": [summary.label(r.src) for r in summary.results if r.masked],
         "seconds": round(summary.seconds, 3),
     }
     write_bytes(path, (json.dumps(report, indent=2) + "\n").encode("utf-8"), overwrite=overwrite)
@@ -274,13 +304,19 @@ def check(folder: Path, rules: Rules, burned_in_modalities: tuple[str, ...] = DE
     findings: list[tuple[str, str, str, str]] = []
     checked = 0
     for path in files:
-        if path.name in (KEY_FILE, AUDIT_FILE, REPORT_FILE) or not looks_like_dicom(path):
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            findings.append((str(path), "", "", f"cannot be read ({exc.strerror or type(exc).__name__})"))
+            continue
+        start = dicom_start(data)
+        if start is None:
             skipped.append((str(path), "not a DICOM file"))
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                ds = pydicom.dcmread(str(path), force=True, stop_before_pixels=False)
+                ds = pydicom.dcmread(io.BytesIO(data[start:]), force=True)
             except InvalidDicomError:
                 skipped.append((str(path), "not a DICOM file"))
                 continue

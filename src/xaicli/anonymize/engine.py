@@ -82,11 +82,21 @@ class Settings:
 class FileResult:
     src: str
     dst: str | None
-    status: str  # ok | quarantined | skipped | failed
+    status: str  # ok | quarantined | held back | skipped | failed
     reason: str = ""
     burned_in: str = ""  # "YES", "unknown (US)" or ""
     actions: list[tuple[str, str, str, str]] = field(default_factory=list)  # (location, keyword, vr, action)
     masked: bool = False
+
+
+DICOMDIR_REASON = "DICOMDIR: regenerate it from the de-identified files"
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+def is_dicomdir(ds) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    klass = _text(meta, 0x00020002) if meta is not None else ""
+    return klass == MEDIA_DIRECTORY or 0x00041220 in ds._dict  # Directory Record Sequence
 
 
 # ------------------------------------------------------------------------------ keyed identities
@@ -292,19 +302,40 @@ def _items(ds, tag: int, ctx: _Context, location: str, depth: int, scrub: bool) 
     if elem.VR != "SQ" or not elem.value:
         return
     for index, item in enumerate(elem.value):
+        if PATIENT_ID in item._dict or PATIENT_NAME in item._dict:
+            # An item that names its own patient (a DICOMDIR PATIENT record, a referenced patient)
+            # gets that patient's pseudonym and date offset, not those of the file's patient.
+            identity = _identifiers(item)[0]
+            if identity:
+                saved = ctx.pseudonym, ctx.offset
+                ctx.pseudonym, ctx.offset = ctx.keyed.pseudonym(identity), ctx.keyed.date_offset(identity)
+                try:
+                    _walk(item, ctx, f"{location}[{index}].", depth + 1, scrub)
+                finally:
+                    ctx.pseudonym, ctx.offset = saved
+                continue
         _walk(item, ctx, f"{location}[{index}].", depth + 1, scrub)
 
 
 def _unlisted_uid(ds, tag: int, ctx: _Context, location: str) -> None:
     # A UID the table does not list (private-looking or newer than the table) may still point
-    # back to the source system: replace it unless it is a standard (registered) UID.
-    if "retain-uids" in ctx.rules.options:
+    # back to the source system: replace it unless it is a standard (registered) UID or names a
+    # class (a private SOP Class UID names a kind of object, not a patient; remapping it would
+    # also part the data set from its file meta, which keeps Media Storage SOP Class UID).
+    if "retain-uids" in ctx.rules.options or not replaces_unlisted_uid(tag):
         return
     values = _raw_strings(ds, tag)
     if not values or all(is_registered_uid(v) for v in values):
         return
     _set(ds, tag, "UI", "\\".join(ctx.keyed.uid(v) for v in values))
     ctx.record(location, tag, "UI", "U")
+
+
+@functools.lru_cache(maxsize=4096)
+def replaces_unlisted_uid(tag: int) -> bool:
+    """False for UIDs that name a class, syntax or coding scheme rather than an instance."""
+    keyword = _keyword(tag)
+    return not (keyword.endswith("ClassUID") or "TransferSyntax" in keyword or keyword == "CodingSchemeUID")
 
 
 def _scrub(ds, tag: int, ctx: _Context, location: str, vr: str) -> None:
@@ -344,6 +375,11 @@ def _private(ds, tag: int, ctx: _Context, location: str, creators: dict) -> None
 def _apply(ds, tag: int, action: str, ctx: _Context, location: str, depth: int, scrub: bool) -> None:
     vr = _vr_of(ds, tag)
     if action[0] in "GO":  # curve (50xx) or overlay (60xx) group
+        if action[1] == "C" and vr in TEXT_VRS:
+            # Clean Graphics keeps the bitmap and the curve; their labels, descriptions and
+            # comments are free text like any descriptor: cleaned the same way.
+            _scrub(ds, tag, ctx, location, vr)
+            return
         if action[1] in "KC":
             return
         del ds._dict[tag]
@@ -367,8 +403,9 @@ def _apply(ds, tag: int, action: str, ctx: _Context, location: str, depth: int, 
         if vr == "SQ":
             _items(ds, tag, ctx, location, depth, scrub)
         elif vr == "UI":
-            if "retain-uids" not in ctx.rules.options:
-                _replace_uids(ds, tag, ctx)
+            # Under retain-uids the table's own column says K for the UIDs it keeps; the few it
+            # does not (Digital Signature UID, UID) are still replaced.
+            _replace_uids(ds, tag, ctx)
         else:
             del ds._dict[tag]
             action = "X"
@@ -414,20 +451,58 @@ def _clean(ds, tag: int, vr: str, ctx: _Context, location: str, depth: int) -> s
 
 
 def looks_like_dicom(path: Path) -> bool:
-    """DICM at offset 128, or a headerless data set that starts with group 0002/0008 (PS3.10)."""
+    """DICM at offset 128, or a headerless data set (PS3.10 allows none; old files have none)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(132)
+        data = Path(path).read_bytes()
     except OSError:
         return True  # let the reader say what is wrong
-    return head_looks_like_dicom(head)
+    return dicom_start(data) is not None
+
+
+def dicom_start(data: bytes) -> int | None:
+    """Where the file (preamble or bare data set) starts in ``data``; None when it is not DICOM."""
+    if head_looks_like_dicom(data[:132]):
+        return 0
+    return bare_dataset_offset(data)
 
 
 def head_looks_like_dicom(head: bytes) -> bool:
+    """The cheap test: DICM at 128, or a bare data set starting with group 0002 or 0008."""
     if len(head) >= 132 and head[128:132] == b"DICM":
         return True
     # Little-endian group 0002/0008 (or big-endian 0008) as the first tag of a bare data set.
     return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+
+
+def bare_dataset_offset(data: bytes) -> int | None:
+    """A headerless data set starting anywhere (e.g. at Patient's Name): parse it and accept it
+    when every element is plausible: tags in ascending order, each one a dictionary attribute
+    or a private one, nothing cut short. Text or binary files parse into unknown tags.
+    A stray byte or three before the first tag (a pad left by a tool that cut off the file meta,
+    as in pydicom's no_meta.dcm) is skipped when what follows is a data set of several elements."""
+    for offset in range(4):
+        count = _plausible_elements(data[offset:])
+        if count and (offset == 0 or count >= 4):
+            return offset
+    return None
+
+
+def _plausible_elements(data: bytes) -> int:
+    import pydicom
+    from pydicom.datadict import dictionary_has_tag
+
+    if len(data) < 8:
+        return 0
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        tags = [int(t) for t in ds._dict]
+    except Exception:  # noqa: BLE001 - whatever fails to parse is not a data set
+        return 0
+    if not tags or tags != sorted(tags) or _truncated(ds):
+        return 0
+    if not all(t >> 16 & 1 or t & 0xFFFF == 0 or dictionary_has_tag(t) for t in tags):
+        return 0
+    return len(tags)
 
 
 def _truncated(ds) -> bool:
@@ -538,6 +613,10 @@ def _mark(ds, settings: Settings, masked: bool) -> None:
     from pydicom.dataelem import DataElement
 
     options = settings.rules.options
+    if not settings.rules.safe_private:
+        # No safe private list (xaicli has no built-in Table E.3.10-1): every private attribute
+        # went, so the file must not claim the Retain Safe Private Option (113111).
+        options = tuple(o for o in options if o != "retain-safe-private")
     _put(ds, 0x00120062, "CS", "YES")
     _put(ds, 0x00120063, "LO", f"xaicli {settings.version} PS3.15 E.1 Basic Profile"[:64])
     ds[0x00120064] = DataElement(0x00120064, "SQ", _code_sequence(options, masked))
@@ -551,10 +630,21 @@ def _mark(ds, settings: Settings, masked: bool) -> None:
         ds.BurnedInAnnotation = "NO"
 
 
-def anonymize_dataset(ds, settings: Settings, keyed: Keyed | None = None) -> tuple[list, bool]:
-    """De-identify ``ds`` in place (file meta included); returns (actions, pixels masked)."""
+def anonymize_dataset(ds, settings: Settings, keyed: Keyed | None = None, data: bytes = b"") -> tuple[list, bool]:
+    """De-identify ``ds`` in place (file meta included); returns (actions, pixels masked).
+    ``data``, the file's bytes, keys the identity of a file that names no patient and no study."""
     keyed = keyed or Keyed(settings.key)
     identity, identifiers = _identifiers(ds)
+    if not identity:
+        # No patient named: one identity per study (its files keep one offset), else per file;
+        # never one identity shared by every unnamed file of the batch.
+        study, sop = _text(ds, 0x0020000D), _text(ds, 0x00080018)
+        if study:
+            identity = f"study:{study}"
+        elif sop:
+            identity = f"instance:{sop}"
+        elif data:
+            identity = "file:" + hashlib.sha256(data).hexdigest()
     ctx = _Context(settings, keyed, identity, identifiers)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and len(meta):
@@ -756,8 +846,11 @@ def _process_file(src: str, dst: str, quarantine: str | None, settings: Settings
         data = Path(src).read_bytes()  # one read; pydicom then parses from memory
     except OSError as exc:
         return FileResult(src, None, "failed", f"cannot be read ({exc.strerror or type(exc).__name__})")
-    if not head_looks_like_dicom(data[:132]):
+    start = dicom_start(data)
+    if start is None:
         return FileResult(src, None, "skipped", "not a DICOM file")
+    if start:
+        data = data[start:]  # stray bytes before a headerless data set
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except InvalidDicomError:
@@ -770,9 +863,13 @@ def _process_file(src: str, dst: str, quarantine: str | None, settings: Settings
         return FileResult(src, None, "skipped", "not a DICOM file (no data elements)")
     if _truncated(ds):
         return FileResult(src, None, "failed", "file is truncated (its last element is incomplete)")
+    if is_dicomdir(ds):
+        # Its records point at each other by byte offset: rewriting it moves them. A de-identified
+        # set of files gets a new DICOMDIR from a tool that builds one (e.g. pydicom's FileSet).
+        return FileResult(src, None, "held back", DICOMDIR_REASON)
     try:
         burned = burned_in_status(ds, settings.burned_in_modalities)
-        actions, _ = anonymize_dataset(ds, settings, keyed)
+        actions, _ = anonymize_dataset(ds, settings, keyed, data)
         masked = False
         target, status = dst, "ok"
         if burned:
@@ -790,7 +887,12 @@ def _process_file(src: str, dst: str, quarantine: str | None, settings: Settings
         return FileResult(src, None, "failed", f"cannot be de-identified ({type(exc).__name__})")
     reason = f"burned-in annotation {burned}" if status == "quarantined" else ""
     result = FileResult(src, target, status, reason, burned, actions, masked)
-    if settings.dry_run or target is None:
+    if target is None:
+        return result
+    if settings.dry_run:
+        # Say what the real run would: an output already there fails without --overwrite.
+        if not settings.overwrite and os.path.lexists(target):
+            return FileResult(src, target, "failed", "output exists already (pass --overwrite to replace it)", burned)
         return result
     try:
         _write_new(Path(target), buffer.getvalue(), settings.overwrite)
@@ -840,8 +942,15 @@ def run_batch(plan: list[tuple[str, str, str | None]], settings: Settings, jobs:
     return results
 
 
+PSEUDONYM_RE = re.compile(r"^ANON-[0-9A-F]{16}$")
+
+
 def scan_findings(ds, rules: Rules, modalities: frozenset[str]) -> list[tuple[str, str, str]]:
-    """(location, keyword, problem) for everything the profile says must not be in ``ds``."""
+    """(location, keyword, problem) for everything the profile says must not be in ``ds``, at
+    every depth (inside sequences that should have been emptied too): attributes to remove (X),
+    to empty (Z) or to replace by a dummy (D) still holding another value, UIDs (U) not replaced,
+    patient names and IDs that are not pseudonyms, private attributes, curves and overlays, and
+    unmarked files. Problems name the attribute, never its value."""
     findings: list[tuple[str, str, str]] = []
 
     def walk(item, prefix: str, depth: int) -> None:
@@ -861,18 +970,21 @@ def scan_findings(ds, rules: Rules, modalities: frozenset[str]) -> list[tuple[st
             if tag in META_PRIVATE:
                 findings.append((location, _keyword(tag), "private information in file meta"))
                 continue
+            if (depth == 0 and tag in MARK_TAGS) or (tag >> 16 == 0x0002 and tag in META_KEEP) or tag in rules.user_keep:
+                continue
             action = rules.action_for(tag)
-            if action is not None and action[0] in "GO" and action[1] == "X":
-                findings.append((location, _keyword(tag), "curve or overlay the profile removes"))
-                continue
-            if action == "X":
-                findings.append((location, _keyword(tag), "attribute the profile removes (X)"))
-                continue
-            if _vr_of(item, tag) == "SQ" and action not in ("Z", "D") and tag not in rules.user_keep:
-                elem = item[tag]
-                if elem.VR == "SQ":
-                    for index, child in enumerate(elem.value or []):
-                        walk(child, f"{location}[{index}].", depth + 1)
+            vr = _vr_of(item, tag)
+            problem = _residual(item, tag, vr, action, rules)
+            if problem:
+                findings.append((location, _keyword(tag), problem))
+            if vr == "SQ":
+                try:
+                    children = item[tag].value or []
+                except Exception:  # noqa: BLE001 - a sequence pydicom cannot parse
+                    findings.append((location, _keyword(tag), "sequence cannot be read"))
+                    continue
+                for index, child in enumerate(children if item[tag].VR == "SQ" else []):
+                    walk(child, f"{location}[{index}].", depth + 1)
 
     meta = getattr(ds, "file_meta", None)
     if meta is not None:
@@ -886,6 +998,81 @@ def scan_findings(ds, rules: Rules, modalities: frozenset[str]) -> list[tuple[st
     if burned:
         findings.append(("(0028,0301)", "BurnedInAnnotation", f"burned-in annotation {burned}"))
     return findings
+
+
+def _residual(item, tag: int, vr: str, action: str | None, rules: Rules) -> str:
+    """What is wrong with one attribute given its resolved action ("" when nothing is)."""
+    if action is None:
+        if vr == "UI" and "retain-uids" not in rules.options and replaces_unlisted_uid(tag) and tag >> 16 != 0x0002:
+            if any(not _replaced_uid(v) for v in _values(item, tag)):
+                return "UID the profile replaces (unlisted UID) still original"
+        return ""
+    if action[0] in "GO":
+        return "curve or overlay the profile removes" if action[1] == "X" else ""
+    if action == "X":
+        return "attribute the profile removes (X)"
+    if action in ("Z", "D") and vr == "SQ":
+        return f"sequence the profile empties ({action}) still has items" if _values(item, tag) else ""
+    if action == "Z":
+        return "attribute the profile empties (Z) still has a value" if _values(item, tag) else ""
+    if action == "D":
+        values = _values(item, tag)
+        if vr == "UI":
+            return "UID the profile replaces (D) still original" if any(not _replaced_uid(v) for v in values) else ""
+        dummy = DUMMY.get(vr)
+        if values and not all(_is_dummy(v, dummy) for v in values):
+            return "attribute the profile replaces by a dummy (D) holds another value"
+        return ""
+    if action == "P":
+        if any(not PSEUDONYM_RE.match(str(v).strip()) for v in _values(item, tag)):
+            return "patient name or ID is not a pseudonym"
+        return ""
+    if action == "U" and vr == "UI":
+        if any(not _replaced_uid(v) for v in _values(item, tag)):
+            return "UID the profile replaces (U) still original"
+        return ""
+    if action == "U" and vr != "SQ":
+        return "attribute the profile removes (U on a non-UID) is present"
+    return ""
+
+
+def _values(item, tag: int) -> list:
+    """The values of one element as a list ([] when empty); items for a sequence."""
+    elem = item._dict.get(tag)
+    if vr_is_string(elem):
+        return [v for v in _raw_strings(item, tag) if v]
+    try:
+        value = item[tag].value
+    except Exception:  # noqa: BLE001 - unreadable counts as a value: it is not empty
+        return ["?"]
+    if value is None or value == b"" or value == "":
+        return []
+    if isinstance(value, (list, tuple)) or type(value).__name__ in ("MultiValue", "Sequence"):
+        return [v for v in value if v is not None and v != ""]
+    return [value]
+
+
+def vr_is_string(elem) -> bool:
+    from pydicom.dataelem import RawDataElement
+
+    return (isinstance(elem, RawDataElement) and isinstance(elem.value, bytes)
+            and getattr(elem, "VR", None) in TEXT_VRS | {"CS", "AE", "DA", "TM", "DT", "UI", "AS", "IS", "DS"})
+
+
+def _is_dummy(value, dummy) -> bool:
+    if dummy is None:
+        return False
+    if isinstance(dummy, (int, float)) and not isinstance(value, str):
+        try:
+            return float(value) == float(dummy)
+        except (TypeError, ValueError):
+            return False
+    return str(value).strip("\x00 ") == str(dummy)
+
+
+def _replaced_uid(value) -> bool:
+    text = str(value).strip("\x00 ")
+    return not text or text.startswith("2.25.") or is_registered_uid(text)
 
 
 def _safe_private_present(item, tag: int, rules: Rules) -> bool:

@@ -62,6 +62,7 @@ class TableRow:
     in_std_iod: str
     basic: str
     options: dict[str, str]
+    options_source: str = "standard"  # "derived": option cells from scripts/update_dicom_table.py's rules
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,7 +83,8 @@ def load_table() -> tuple[dict[str, str], list[TableRow]]:
     rows = []
     for record in csv.DictReader(lines):
         options = {col: record[col] for col, _, _ in OPTIONS.values() if record[col]}
-        rows.append(TableRow(record["tag"], record["name"], record["in_std_iod"], record["basic"], options))
+        rows.append(TableRow(record["tag"], record["name"], record["in_std_iod"], record["basic"], options,
+                             record.get("options_source") or "standard"))
     return meta, rows
 
 

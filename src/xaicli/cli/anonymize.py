@@ -68,6 +68,9 @@ def dicom_anonymize(
         actions=site.get("actions", {}),
         safe_private=site.get("safe_private", []),
     )
+    if "retain-safe-private" in rules.options and not rules.safe_private:
+        err_console().print("[yellow]retain-safe-private: no safe_private list in a recipe, and xaicli has no built-in "
+                            "list (PS3.15 Table E.3.10-1): no private attribute is retained[/yellow]")
     modalities = tuple(site.get("burned_in_modalities") or [m for m in burned_in_modalities.split(",") if m.strip()])
     console = out_console()
 
@@ -112,12 +115,13 @@ def dicom_anonymize(
     )
     ok, quarantined = summary.by_status("ok"), summary.by_status("quarantined")
     skipped, failed = summary.by_status("skipped"), summary.by_status("failed")
+    held = summary.by_status("held back")
     rate = len(summary.results) / summary.seconds if summary.seconds > 0 else 0.0
     if as_json:
         typer.echo(json.dumps({
             "files": len(summary.results), "deidentified": len(ok), "quarantined": len(quarantined),
-            "skipped": len(skipped), "failed": len(failed), "clashes": len(summary.clashes),
-            "seconds": round(summary.seconds, 3), "dry_run": dry_run,
+            "held_back": len(held), "skipped": len(skipped), "failed": len(failed), "clashes": len(summary.clashes),
+            "seconds": round(summary.seconds, 3), "dry_run": dry_run, "key": summary.key_note,
             "audit": str(summary.audit_path) if summary.audit_path else None,
             "report": str(summary.report_path) if summary.report_path else None,
         }))
@@ -131,6 +135,7 @@ def dicom_anonymize(
                     counts[action] = counts.get(action, 0) + 1
             console.print(table("Dry run: attribute actions that would be applied", ["action", "count"], sorted(counts.items())))
         rows = [("de-identified", len(ok)), ("quarantined (burned-in text)", len(quarantined)),
+                ("held back (DICOMDIR)", len(held)),
                 ("skipped (not DICOM)", len(skipped)), ("failed", len(failed)), ("name clashes (renamed)", len(summary.clashes))]
         console.print(table(f"dicom-anonymize: {len(summary.results)} files in {summary.seconds:.2f} s ({rate:.0f} files/s)",
                             ["result", "files"], rows))
@@ -143,6 +148,6 @@ def dicom_anonymize(
                 err.print(f"[yellow]kept with burned-in annotation {result.burned_in}: {result.src}[/yellow]")
         if summary.audit_path:
             console.print(f"audit: {summary.audit_path}  report: {summary.report_path}")
-    problems = [(r.src, r.reason) for r in failed + quarantined]
+    problems = [(r.src, r.reason) for r in failed + quarantined + held]
     if problems:
         raise PartialFailure(f"{len(problems)} of {len(summary.results)} files were not de-identified", problems)
