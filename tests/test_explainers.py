@@ -89,6 +89,31 @@ def test_gradcam_equals_hand_formula():
     assert maps.max() > 0
 
 
+def test_gradcam_on_logits_equals_hand_formula_before_the_softmax():
+    """Selvaraju et al. differentiate y^c before the softmax: score="logit" does that."""
+    model = _classifier(seed=2)
+    x = _images(3, seed=3)
+    target = _target(model, x)
+    runner = ModelRunner(model, score="logit")
+    np.testing.assert_allclose(runner.predict(x), np.asarray(model(x)), rtol=1e-6)  # outputs unchanged
+    maps = make_explainer("gradcam", {"layer": "conv2"}).explain(runner, x, target)
+    pre = keras.Model(model.inputs, model.get_layer("conv2").output)
+    gap, dense = model.layers[-2], model.layers[-1]
+    kernel, bias = dense.get_weights()
+    for i in range(3):
+        cls = int(np.argmax(model(x[i : i + 1])))
+        hand = _hand_gradcam(pre, lambda a: tf.matmul(gap(a), kernel) + bias, x[i : i + 1], cls, (16, 16))
+        np.testing.assert_allclose(maps[i], hand[0], rtol=1e-4, atol=1e-6)
+    probability = make_explainer("gradcam", {"layer": "conv2"}).explain(ModelRunner(model), x, target)
+    assert not np.allclose(_normalise_max(maps), _normalise_max(probability), atol=1e-3)
+    # a model without a softmax/sigmoid output has no logits to explain
+    from xaicli.errors import UsageError
+
+    model, _ = _region_model()
+    with pytest.raises(UsageError, match="softmax or sigmoid"):
+        ModelRunner(model, score="logit")
+
+
 def test_gradcam_finds_last_conv_inside_nested_model():
     keras.utils.set_random_seed(3)
     inner_in = keras.Input((16, 16, 3))

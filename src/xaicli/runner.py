@@ -31,6 +31,7 @@ import numpy as np
 from xaicli.errors import ModelError, UsageError
 
 DEFAULT_BATCH_SIZE = 16
+SCORES = ("probability", "logit")
 #: build the next chunk of a stack in a worker thread while the model runs the current one
 PREFETCH = True
 
@@ -88,6 +89,10 @@ class ModelRunner:
     ``batch_size``: images or perturbations per model call (memory is bounded by it).
     ``preprocess``: maps images in [0, 1] to model inputs (used by explainers whose baselines are
     defined in image space: black, white, noise); identity when not given.
+    ``score``: what the explainers' target weighs: ``probability`` (the model's own outputs) or
+    ``logit`` (the pre-activation of a softmax / sigmoid output layer, the class score y^c that
+    the Grad-CAM and Grad-CAM++ papers differentiate; tf-keras-vis calls it ReplaceToLinear).
+    ``predict`` always returns the model's own outputs (targets are resolved from those).
     """
 
     def __init__(
@@ -96,6 +101,7 @@ class ModelRunner:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
+        score: str = "probability",
     ) -> None:
         import tensorflow as tf
 
@@ -115,6 +121,11 @@ class ModelRunner:
         if len(outputs) != 1:
             raise ModelError("explanations need a model with exactly one output")
         self.output_shape: tuple[int, ...] = tuple(int(v) for v in outputs[0].shape[1:])
+        if score not in SCORES:
+            raise UsageError(f"score must be one of {', '.join(SCORES)}, not {score!r}")
+        self.score_kind = score
+        #: the model the explainers' scores and gradients come from
+        self.explained = logit_model(model) if score == "logit" else model
         self._tf = tf
         self._x_spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
         self._w_spec = tf.TensorSpec((None, *self.output_shape), tf.float32)
@@ -138,13 +149,13 @@ class ModelRunner:
         return self._out(self.model, x)
 
     def _score_py(self, x, w):
-        return self._tf.reduce_sum(self._out(self.model, x) * w, axis=self._axes)
+        return self._tf.reduce_sum(self._out(self.explained, x) * w, axis=self._axes)
 
     def _grad_py(self, x, w):
         tf = self._tf
         with tf.GradientTape() as tape:
             tape.watch(x)
-            scores = tf.reduce_sum(self._out(self.model, x) * w, axis=self._axes)
+            scores = tf.reduce_sum(self._out(self.explained, x) * w, axis=self._axes)
         # Rows are independent (inference mode), so the gradient of the sum is per-row gradients.
         return scores, tape.gradient(scores, x)
 
@@ -292,7 +303,7 @@ class ModelRunner:
         key = tuple(r.name for r in refs)
         if key not in self._taps:
             tf = self._tf
-            tapped = tap_model(self.model, [r.path for r in refs])
+            tapped = tap_model(self.explained, [r.path for r in refs])
             n = len(refs)
 
             def fwd(x):
@@ -335,6 +346,31 @@ class ModelRunner:
                 acts[i].append(a[i].numpy())
                 grads[i].append(g[i].numpy())
         return np.concatenate(scores), [np.concatenate(a) for a in acts], [np.concatenate(g) for g in grads]
+
+
+def logit_model(model: Any) -> Any:
+    """``model`` with its output layer's softmax / sigmoid taken off (same weights, shared).
+
+    A final ``Activation``/``Softmax`` layer is skipped; a layer with a built-in activation
+    (``Dense(k, activation="softmax")``, a 1x1 ``Conv2D`` with a sigmoid) is replaced by a copy
+    with a linear activation and the same weights (copied: explanations never train).
+    """
+    import keras
+
+    last = model.layers[-1]
+    kind = type(last).__name__
+    activation = getattr(getattr(last, "activation", None), "__name__", "")
+    if kind == "Softmax" or (kind == "Activation" and activation in ("softmax", "sigmoid")):
+        return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
+    if activation in ("softmax", "sigmoid") and hasattr(last, "activation"):
+        linear = type(last).from_config({**last.get_config(), "activation": "linear", "name": f"{last.name}_logits"})
+        logits = linear(last.input)
+        linear.set_weights(last.get_weights())
+        return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
+    raise UsageError(
+        f"--score logit needs a model whose output layer applies softmax or sigmoid; "
+        f"its last layer {last.name!r} ({kind}) does not"
+    )
 
 
 def _spatial(shape: tuple[Any, ...]) -> bool:

@@ -116,6 +116,7 @@ def explain(
     segmentation: str = typer.Option(None, help="lime: quickshift, slic, felzenszwalb or grid (default quickshift)."),
     seed: int = typer.Option(None, help="Random seed of the sampling methods (default 0)."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Any method parameter: NAME=VALUE or METHOD.NAME=VALUE (e.g. rise.grid_size=8); see docs/explainers.md."),
+    score: str = typer.Option("probability", help="What a class target weighs: probability (the model's softmax/sigmoid output) or logit (the score before it, as in the Grad-CAM paper)."),
     batch_size: int = typer.Option(16, help="Images per batch and perturbations per model call (bounds memory)."),
     map_format: str = typer.Option("npy", "--format", help="Raw map format: npy or npz (float32, the image's resolution)."),
     colormap: str = typer.Option("jet", help="Overlay colormap: jet, turbo, inferno, viridis, magma, hot, gray."),
@@ -135,6 +136,8 @@ def explain(
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
+    if score not in ("probability", "logit"):
+        raise UsageError(f"--score must be probability or logit, not {score!r}")
     if map_format not in ("npy", "npz"):
         raise UsageError(f"--format must be npy or npz, not {map_format!r}")
     if colormap not in COLORMAPS:
@@ -163,7 +166,7 @@ def explain(
     failures: list[tuple[str, str]] = []
     summary: list[dict[str, Any]] = []
     results = explain_files(loaded, files, methods, target=target, target_mask=mask_fn,
-                            batch_size=batch_size, names=output_names(files, inputs))
+                            batch_size=batch_size, names=output_names(files, inputs), score=score)
     for result in results:
         if not result.ok:
             failures.append((str(result.file), result.error or "failed"))

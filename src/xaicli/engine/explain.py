@@ -161,12 +161,14 @@ def explain_files(
     batch_size: int = 16,
     names: Sequence[str] | None = None,
     explainers: Sequence[Any] | None = None,
+    score: str = "probability",
 ) -> Iterator[ExplainResult]:
     """Explain every file with every method; one result per file, in order (see module doc).
 
     ``methods``: (plugin name, parameters) pairs. ``target``: ``predicted`` (default), a class
     index or name, ``output:k``. ``target_mask`` (segmentation): a mask file for every image, or a
     function from an image file to its mask file. ``names``: output names (default: file stems).
+    ``score``: ``probability`` (the model's outputs) or ``logit`` (pre-softmax/sigmoid class scores).
     """
     from xaicli.io import read_mask
     from xaicli.preprocessing import PREPROCESSORS, display_image, preprocess
@@ -182,6 +184,7 @@ def explain_files(
         loaded.model,
         batch_size=batch_size,
         preprocess=lambda images: PREPROCESSORS[info.preprocessing](np.asarray(images, np.float32)),
+        score=score,
     )
     if runner.input_shape != tuple(info.input_shape):
         raise ModelError(f"model input {runner.input_shape} differs from its description {tuple(info.input_shape)}")
@@ -221,7 +224,7 @@ def explain_files(
                 r.display = display_image(image, info)
                 r.prediction = outputs[j]
                 r.prediction_label = prediction_label(outputs[j], info)
-                r.target = tgt.describe(j)
+                r.target = tgt.describe(j) + (" (logit)" if score == "logit" else "")
             for (name, _), explainer in zip(methods, explainers, strict=True):
                 t0 = time.perf_counter()
                 maps = np.asarray(explainer.explain(runner, x, tgt), dtype=np.float32)
