@@ -124,7 +124,10 @@ class RISE(Explainer):
             for i in np.unique(j // n):
                 sel = (j // n) == i
                 m = masks.build(int(j[sel][0] % n), int(j[sel][-1] % n) + 1)
-                sal[i] += np.tensordot(scores[sel].astype(np.float64), m, axes=(0, 0))
+                # float32 matrix-vector product (BLAS), summed into float64 across chunks: a float64
+                # tensordot would first copy every chunk of masks to float64 (as slow as the model
+                # on small networks)
+                sal[i] += (scores[sel].astype(np.float32) @ m.reshape(len(m), -1)).reshape(m.shape[1:])
                 score_sums[i] += scores[sel].sum(dtype=np.float64)
                 if self.center and i == 0:
                     mask_sum += m.sum(axis=0, dtype=np.float64)
