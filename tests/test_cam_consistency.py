@@ -142,6 +142,11 @@ def test_the_regulariser_gradient_makes_maps_more_consistent():
 def test_schedules():
     linear = LambdaSchedule(2.0, epochs=5, kind="linear", warmup=1)
     assert [linear.at(e) for e in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    # without warm-up the curriculum still starts from 0 (the first epoch is not lambda / epochs)
+    plain = LambdaSchedule(2.0, epochs=5, kind="linear")
+    assert [plain.at(e) for e in range(5)] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert LambdaSchedule(1.0, epochs=10).at(0) == 0.0 and LambdaSchedule(1.0, epochs=10).at(9) == 1.0
+    assert [LambdaSchedule(3.0, epochs=5, warmup=2).at(e) for e in range(5)] == [0.0, 0.0, 1.0, 2.0, 3.0]
     step = LambdaSchedule(2.0, epochs=5, kind="step", warmup=2)
     assert [step.at(e) for e in range(5)] == [0.0, 0.0, 2.0, 2.0, 2.0]
     from xaicli.errors import UsageError

@@ -81,7 +81,9 @@ def test_compare_end_to_end_writes_every_output(tiny):
         assert column in scores[0]
     # normal images have an empty lesion mask: region metrics NaN and reported, not scored as hits
     normal = [r for r in scores if "/normal/" in r["image"].replace("\\", "/")]
-    assert normal and all(r["PointingHit"] == "nan" and r["region"] == "ok" for r in normal)
+    assert normal and all(r["PointingHit"] == "nan" and r["region"] == "empty region" for r in normal)
+    assert all(r["region"] == "ok" for r in scores if "/spot/" in r["image"].replace("\\", "/"))
+    assert "3 image(s) without a region" in result.output and "empty region" in result.output
     spot = [r for r in scores if "/spot/" in r["image"].replace("\\", "/") and r["method"] != "random"]
     for r in spot:
         assert 0.0 <= float(r["RoiRatio"]) <= 1.0
@@ -126,6 +128,7 @@ def test_compare_json_and_score_rescore(tiny):
     # several Grad-CAM layers: the combined map is "gradcam", each layer "gradcam@layer"
     assert [row["Method"] for row in payload["summary"]] == ["gradcam", "saliency", "gradcam@conv1", "gradcam@conv2"]
     assert payload["failures"][0]["file"].endswith("broken.png")
+    assert "broken.png" not in payload["failures"][0]["reason"]  # the path is not repeated in the reason
 
     scored = CliRunner().invoke(app, ["score", str(out / "maps"), "--roi", str(tiny / "masks"), "--json",
                                       "--model", str(tiny / "model.keras"), "--deletion-steps", "6"])
@@ -171,3 +174,88 @@ def test_compare_reports_images_without_a_face(tiny):
     assert all(0.0 <= float(r["Entropy"]) <= 1.0 for r in rows)
     summary = _rows(out / "summary.csv")
     assert summary[0]["FaceRatio_n"] == "0" and summary[0]["Entropy_n"] == "3"
+
+
+def _good_copy(tiny, dest):
+    """The tiny test folder without its broken file."""
+    for cls in CLASSES:
+        (dest / cls).mkdir(parents=True, exist_ok=True)
+        for f in sorted((tiny / "test" / cls).glob(f"{cls}_*.png")):
+            (dest / cls / f.name).write_bytes(f.read_bytes())
+    return dest
+
+
+def test_compare_empty_regions_are_reported_not_failed(tiny, tmp_path):
+    """Normal images' empty lesion masks: status "empty region", listed, NaN, and exit code 0."""
+    data = _good_copy(tiny, tmp_path / "good")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", str(data), "--model", str(tiny / "model.keras"), "--methods", "gradcam",
+                                      "--roi", str(tiny / "masks"), "--output", str(out), "--json",
+                                      "--metrics", "roi-ratio,pointing-hit,entropy"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert sorted(item["reason"] for item in payload["no_region"]) == ["empty region"] * 3
+    assert all("/normal/" in item["file"].replace("\\", "/") for item in payload["no_region"])
+    assert payload["failures"] == []
+    rows = _rows(out / "scores.csv")
+    assert {r["region"] for r in rows if "/normal/" in r["image"].replace("\\", "/")} == {"empty region"}
+    summary = {r["Method"]: r for r in _rows(out / "summary.csv")}
+    assert summary["gradcam"]["RoiRatio_n"] == "3" and summary["gradcam"]["Images"] == "6"
+
+
+def test_compare_fixed_box_outside_the_images_is_refused(tiny, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", str(_good_copy(tiny, tmp_path / "good")), "--model",
+                                      str(tiny / "model.keras"), "--methods", "gradcam", "--roi", "box:100,100,200,200",
+                                      "--output", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "box:100,100,200,200 lies entirely outside" in result.output and "24x24" in result.output
+    assert "Traceback" not in result.output
+    assert not list(out.glob("*.csv")) and not list(out.glob("grid-*.png"))  # nothing half written
+
+
+def test_compare_bad_mask_file_is_listed_and_the_rest_processed(tiny, tmp_path):
+    masks = tmp_path / "badmasks"
+    for cls in CLASSES:
+        (masks / cls).mkdir(parents=True)
+        for f in sorted((tiny / "masks" / cls).glob("*.png")):
+            (masks / cls / f.name).write_bytes(f.read_bytes())
+    (masks / "spot" / "spot_1.png").write_bytes(b"\x89PNG\r\n\x1a\n junk")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["compare", str(_good_copy(tiny, tmp_path / "good")), "--model",
+                                      str(tiny / "model.keras"), "--methods", "gradcam", "--roi", str(masks),
+                                      "--output", str(out), "--rows-per-page", "1",
+                                      "--metrics", "roi-ratio,pointing-hit,entropy"])
+    assert result.exit_code == 4, result.output
+    assert "spot_1.png" in result.output and "badmasks" in result.output
+    rows = _rows(out / "scores.csv")
+    assert len({r["image"] for r in rows}) == 6  # every image processed, the bad mask's too
+    bad = [r for r in rows if r["image"].endswith("spot_1.png")]
+    assert bad and all(r["region"] == "unreadable region" and r["RoiRatio"] == "nan" for r in bad)
+    assert len(list(out.glob("grid-*.png"))) == 6
+
+
+def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path, monkeypatch):
+    from xaicli.engine import score
+    from xaicli.errors import InputError
+
+    data = _good_copy(tiny, tmp_path / "good")
+    out = tmp_path / "out"
+    args = ["compare", str(data), "--model", str(tiny / "model.keras"), "--methods", "gradcam",
+            "--output", str(out), "--rows-per-page", "1", "--metrics", "entropy", "--no-random-baseline"]
+    original, calls = score.Scorer.score, []
+
+    def failing(self, saliency, context):
+        calls.append(1)
+        if len(calls) == 4:  # after three grid pages are full
+            raise InputError("simulated failure half way")
+        return original(self, saliency, context)
+
+    monkeypatch.setattr(score.Scorer, "score", failing)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3 and "simulated failure" in result.output
+    assert not list(out.glob("grid-*.png")) and not list(out.glob(".*"))  # no page, no temporary file
+    monkeypatch.setattr(score.Scorer, "score", original)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("grid-*.png"))) == 6

@@ -277,3 +277,62 @@ def test_readers_never_modify_inputs(tmp_path):
     before = (path.read_bytes(), os.stat(path).st_mtime_ns)
     io.read_image(path)
     assert (path.read_bytes(), os.stat(path).st_mtime_ns) == before
+
+
+def test_dicom_empty_window_or_voi_lut_sequence_means_no_window(tmp_path):
+    from pydicom.sequence import Sequence
+
+    stored = np.array([[0, 100], [200, 400]], np.uint16)
+    for name, attributes in (("w.dcm", {"WindowCenter": None, "WindowWidth": None}),
+                             ("c.dcm", {"WindowCenter": None, "WindowWidth": "100"}),
+                             ("s.dcm", {"VOILUTSequence": Sequence([])})):
+        image = io.read_image(_dicom(tmp_path / name, stored, **attributes))[..., 0]
+        np.testing.assert_allclose(image, stored / 400.0, atol=1e-6)  # the full range, as without a window
+
+
+def test_an_unexpected_decoder_error_names_the_file(tmp_path, monkeypatch):
+    from xaicli import dicom
+
+    path = _dicom(tmp_path / "odd.dcm", np.zeros((4, 4), np.uint16))
+
+    def broken(*args):
+        raise IndexError("Secret^Person")  # a decoder message may quote patient data
+
+    monkeypatch.setattr(dicom, "_read_dicom_image", broken)
+    with pytest.raises(InputError, match=r"odd\.dcm: cannot read the image \(IndexError") as caught:
+        io.read_image(path)
+    assert "Secret" not in str(caught.value)
+
+
+def test_corrupt_tiff_and_png_print_nothing_on_stderr(tmp_path, capfd):
+    """OpenCV's and libpng's own error lines never reach the terminal: the one red line does."""
+    image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
+    _, tiff = cv2.imencode(".tif", image)
+    tiff = tiff.tobytes()
+    (tmp_path / "bad.tif").write_bytes(tiff[: len(tiff) // 2] + bytes(len(tiff) - len(tiff) // 2))
+    _, png = cv2.imencode(".png", image)
+    png = png.tobytes()
+    (tmp_path / "bad.png").write_bytes(png[:200] + bytes(200) + png[400:])  # IDAT damaged, IEND intact
+    capfd.readouterr()
+    with pytest.raises(InputError, match="bad.tif: cannot decode"):
+        io.read_image(tmp_path / "bad.tif")
+    with pytest.raises(InputError, match=r"bad.png: corrupt PNG \(CRC error"):
+        io.read_image(tmp_path / "bad.png")
+    err = capfd.readouterr().err
+    assert "TIFF" not in err and "libpng" not in err and "ERROR" not in err, err
+
+
+def test_multi_page_tiff_and_animated_gif_need_an_explicit_frame(tmp_path):
+    pages = [Image.fromarray(np.full((4, 6), v, np.uint8)) for v in (0, 128, 255)]
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=pages[1:])
+    pages[0].convert("P").save(tmp_path / "anim.gif", save_all=True, append_images=[p.convert("P") for p in pages[1:]])
+    with pytest.raises(InputError, match=r"stack.tif: multi-page TIFF with 3 frames"):
+        io.read_image(tmp_path / "stack.tif")
+    with pytest.raises(InputError, match=r"anim.gif: animated GIF with 3 frames"):
+        io.read_image(tmp_path / "anim.gif")
+    assert io.read_image(tmp_path / "stack.tif", frame=1)[0, 0, 0] == pytest.approx(128 / 255)
+    assert io.read_image(tmp_path / "anim.gif", frame=2).max() == pytest.approx(1.0)
+    with pytest.raises(InputError, match="frame 3 does not exist"):
+        io.read_image(tmp_path / "stack.tif", frame=3)
+    pages[0].save(tmp_path / "one.tif")
+    assert io.read_image(tmp_path / "one.tif").shape == (4, 6, 1)

@@ -245,6 +245,17 @@ def test_classification_report_by_hand():
     assert report["missed_pathology_rate"] == pytest.approx(2 / 6)
 
 
+def test_macro_averages_leave_out_classes_absent_from_truth_and_predictions():
+    report = evaluation.classification_report([0, 0, 2, 2], [0, 0, 2, 2], ["normal", "a", "b", "c"])
+    assert report["macro_avg"] == {"precision": 1.0, "recall": 1.0, "f1": 1.0}  # not 0.5
+    assert report["macro_classes"] == ["normal", "b"]
+    # a class only predicted (never true) counts, as in scikit-learn: its precision is 0
+    wrong = evaluation.classification_report([0, 0], [0, 1], ["normal", "a", "b"])
+    assert wrong["macro_classes"] == ["normal", "a"]
+    assert wrong["macro_avg"]["precision"] == pytest.approx(0.5)
+    assert wrong["macro_avg"]["recall"] == pytest.approx(0.25)
+
+
 def test_regression_and_dice():
     r = evaluation.regression_report([1.0, 2.0, 5.0], [1.0, 4.0, 2.0])
     assert r["mae"] == pytest.approx(5 / 3) and r["rmse"] == pytest.approx(np.sqrt(13 / 3))
@@ -284,3 +295,28 @@ def test_applications_take_a_local_weights_file(tmp_path):
     np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0], backbone.get_layer("Conv1").get_weights()[0])
     with pytest.raises(Exception, match="never downloads"):
         get_spec("mobilenetv2").build((32, 32, 3), "regression", 1, weights=str(tmp_path / "missing.h5"))
+
+
+def test_models_that_cannot_take_images_are_refused_naming_the_model(tmp_path):
+    """4-channel input, a vector input and two outputs: exit 7 with the model's file named."""
+    import keras
+    from typer.testing import CliRunner
+
+    from xaicli.cli import app
+    from xaicli.io import write_png
+
+    write_png(tmp_path / "in" / "a.png", np.full((8, 8, 1), 0.5, np.float32))
+    inputs = keras.Input((8, 8, 4))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(2, 3, name="conv")(inputs))
+    keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(pooled)).save(tmp_path / "rgba.keras")
+    vector = keras.Input((10,))
+    keras.Model(vector, keras.layers.Dense(2, activation="softmax")(vector)).save(tmp_path / "vector.keras")
+    image = keras.Input((8, 8, 1))
+    flat = keras.layers.Flatten()(image)
+    keras.Model(image, [keras.layers.Dense(2)(flat), keras.layers.Dense(1)(flat)]).save(tmp_path / "two.keras")
+    cases = {"rgba.keras": "4 channels", "vector.keras": "not an image", "two.keras": "2 outputs"}
+    for name, reason in cases.items():
+        result = CliRunner().invoke(app, ["predict", str(tmp_path / name), str(tmp_path / "in"), "-o", str(tmp_path / "o")])
+        assert result.exit_code == 7, (name, result.output)
+        assert name in result.output and reason in result.output, result.output
+        assert "--input-shape" not in result.output and "Traceback" not in result.output

@@ -117,6 +117,26 @@ def test_unknown_plugin_lists_what_exists_and_the_closest_match():
     assert "rise" in message and "lime" in message
 
 
+def test_unknown_plugin_message_reads_well_and_names_the_autoload_switch(fake_site):
+    # the separator before the list, and the switch that hid a third-party plugin
+    code = textwrap.dedent(
+        """
+        from xaicli import plugins
+        from xaicli.errors import PluginError
+        for name in ("nosuchmethod", "constant"):
+            try:
+                plugins.load("explainers", name)
+            except PluginError as exc:
+                print(exc)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(fake_site), plugins.AUTOLOAD_ENV: "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    unknown, constant = out.stdout.strip().splitlines()
+    assert unknown.startswith("unknown explainer 'nosuchmethod'; available: ") and plugins.AUTOLOAD_ENV not in unknown
+    assert constant.startswith("unknown explainer 'constant'") and f"{plugins.AUTOLOAD_ENV} is set" in constant
+
+
 def test_broken_plugin_load_is_a_plugin_error_naming_the_package(fake_site, monkeypatch):
     monkeypatch.syspath_prepend(str(fake_site))
     import importlib

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,96 @@ def test_grid_pages_and_stale_pages(tmp_path):
     existing = GridWriter(tmp_path, ["a"], tile=64, rows_per_page=1)
     with pytest.raises(OutputError):
         existing.add(image, {}, ["x"])
+
+
+def test_score_run_lists_an_unreadable_mask_and_scores_the_rest(run):
+    (run / "masks" / "two.png").write_bytes(b"\x89PNG\r\n\x1a\n junk")  # one bad mask file
+    empty = np.zeros((8, 8), bool)
+    write_png(run / "masks" / "one.png", empty, overwrite=True)  # and one empty region
+    result = score_run(run / "run", run / "out", roi=parse_roi(str(run / "masks")))
+    assert result.rows == 4  # every map scored
+    assert [f for f, _ in result.failures] == [str(run / "images" / "two.png")]
+    assert "masks" in result.failures[0][1] and "two.png" in result.failures[0][1]
+    assert result.no_region == [(str(run / "images" / "one.png"), "empty region")]
+    scores = _rows(run / "out" / "scores.csv")
+    assert {r["region"] for r in scores} == {"empty region", "unreadable region"}
+    assert all(r["RoiRatio"] == "nan" and r["Entropy"] != "nan" for r in scores)
+    from typer.testing import CliRunner
+
+    from xaicli.cli import app
+
+    cli = CliRunner().invoke(app, ["score", str(run / "run"), "-o", str(run / "cli"), "--roi", str(run / "masks")])
+    assert cli.exit_code == 4, cli.output  # the bad mask is listed; the maps are all scored
+    assert "two.png" in cli.output and "empty region" in cli.output and "Traceback" not in cli.output
+    assert len(_rows(run / "cli" / "scores.csv")) == 4
+    # a failed grid page write leaves nothing behind: pages wait in hidden files until close()
+    grid = GridWriter(run / "grid", ["a"], rows_per_page=1, tile=64)
+    grid.add(np.zeros((8, 8, 1), np.float32), {"a": np.ones((8, 8))}, ["x"])
+    assert not list((run / "grid").glob("grid-*.png"))
+    grid.discard()
+    assert not list((run / "grid").iterdir())
+
+
+def test_metric_parameter_typos_are_usage_errors(run):
+    from typer.testing import CliRunner
+
+    from xaicli.cli import app
+
+    base = ["score", str(run / "run"), "-o", str(run / "o"), "--roi", str(run / "masks")]
+    result = CliRunner().invoke(app, [*base, "--metric-param", "pointing-hit.tolerence=2"])
+    assert result.exit_code == 2, result.output
+    assert "'pointing-hit' has no parameter 'tolerence'" in result.output and "tolerance" in result.output
+    result = CliRunner().invoke(app, [*base, "--metric-param", "pointing-hits.tolerance=2"])
+    assert result.exit_code == 5 and "pointing-hit" in result.output, result.output
+    assert not (run / "o").exists()
+    result = CliRunner().invoke(app, [*base, "--metric-param", "pointing-hit.tolerance=2"])
+    assert result.exit_code == 0, result.output
+
+
+def test_score_consistency_takes_the_truth_from_class_folders(tmp_path):
+    """maps.csv from `explain` has no truth column: folder-per-class gives it, else a clear warning."""
+    from typer.testing import CliRunner
+
+    from xaicli.cli import app
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for cls in ("cat", "dog"):
+        for i in range(3):
+            image = tmp_path / "images" / cls / f"{cls}{i}.png"
+            write_png(image, np.full((8, 8, 1), 0.5, np.float32))
+            write_npy(tmp_path / "run" / f"{cls}{i}.npy", rng.random((8, 8)).astype(np.float32))
+            predicted = cls if i < 2 else ("dog" if cls == "cat" else "cat")  # one miss per class
+            rows.append({"image": str(image), "method": "m", "target": "class 0", "prediction": f"{predicted} (0.900)",
+                         "map": f"{cls}{i}.npy", "overlay": "", "seconds": 0.1})
+    write_csv(tmp_path / "run" / "maps.csv", rows)
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "run"), "--metrics", "consistency,entropy"])
+    assert result.exit_code == 0, result.output
+    table = {r["class"]: r for r in _rows(tmp_path / "run" / "consistency.csv")}
+    assert table["cat"]["n"] == "2" and table["dog"]["n"] == "2"  # the correct ones only
+    assert math.isfinite(float(table["(all)"]["consistency"]))
+    assert [r["truth"] for r in _rows(tmp_path / "run" / "scores.csv")] == ["cat"] * 3 + ["dog"] * 3
+    # images not in class folders: NaN, and said so
+    flat = []
+    for row in rows:
+        image = tmp_path / "flat-images" / Path(row["image"]).name
+        write_png(image, np.full((8, 8, 1), 0.5, np.float32))
+        write_npy(tmp_path / "flat" / row["map"], np.load(tmp_path / "run" / row["map"]))
+        flat.append(dict(row, image=str(image)))
+    write_csv(tmp_path / "flat" / "maps.csv", flat)
+    result = CliRunner().invoke(app, ["score", str(tmp_path / "flat"), "--metrics", "consistency,entropy"])
+    assert result.exit_code == 0, result.output
+    assert "warning: consistency needs each image's true class" in result.output
+
+
+def test_corrupt_map_files_say_what_is_wrong(tmp_path):
+    (tmp_path / "junk.npy").write_bytes(b"hello world, not numpy")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "good.npy", np.zeros((4, 4), np.float32))
+    (tmp_path / "cut.npy").write_bytes((tmp_path / "good.npy").read_bytes()[:100])
+    expected = {"junk.npy": "not a NumPy .npy or .npz file", "objects.npy": "holds Python objects",
+                "cut.npy": "corrupt or truncated"}
+    for name, reason in expected.items():
+        with pytest.raises(InputError, match=reason) as caught:
+            load_map(tmp_path / name)
+        assert "allow_pickle" not in str(caught.value)

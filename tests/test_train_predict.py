@@ -348,3 +348,116 @@ def test_cam_consistency_refuses_bad_values(chest, tmp_path):
     assert bad.exit_code == 2 and "--cam-consistency must be >= 0" in bad.output
     bad = invoke("train", chest / "train", "-o", tmp_path / "b", *FAST, "--cam-consistency", "1", "--cam-decay", "1")
     assert bad.exit_code == 2 and "--cam-decay" in bad.output
+
+
+# ------------------------------------------------------------------------- audit regressions
+
+
+def _plain_dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    for key, value in attributes.items():
+        setattr(ds, key, value)
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_predict_dicom_empty_window_and_a_decoder_crash_do_not_stop_the_batch(chest_model, tmp_path, monkeypatch):
+    from pydicom.sequence import Sequence
+
+    from xaicli import dicom
+
+    pixels = (np.arange(256).reshape(16, 16) * 8).astype(np.uint16)
+    folder = tmp_path / "dcm" / "normal"
+    _plain_dicom(folder / "a_empty_window.dcm", pixels, WindowCenter=None, WindowWidth=None)
+    _plain_dicom(folder / "b_empty_voi_lut.dcm", pixels, VOILUTSequence=Sequence([]))
+    _plain_dicom(folder / "c_crash.dcm", pixels)
+    real = dicom._read_dicom_image
+
+    def crashing(path, frame, force):  # a decoder bug on one odd file
+        if path.name == "c_crash.dcm":
+            raise IndexError("list index out of range")
+        return real(path, frame, force)
+
+    monkeypatch.setattr(dicom, "_read_dicom_image", crashing)
+    out = tmp_path / "pred"
+    result = invoke("predict", chest_model / "model.keras", tmp_path / "dcm", "-o", out)
+    assert result.exit_code == 4, result.output
+    assert "c_crash.dcm" in result.output and "IndexError" in result.output and "Traceback" not in result.output
+    rows = read_csv(out / "predictions.csv")
+    assert [Path(r["file"]).name for r in rows] == ["a_empty_window.dcm", "b_empty_voi_lut.dcm"]
+
+
+def _segmentation_model(path: Path, size: int = 16) -> Path:
+    import keras
+
+    from xaicli.contracts import ModelInfo
+    from xaicli.models.io import save_model
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((size, size, 3))
+    outputs = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="head")(inputs)
+    info = ModelInfo(task="segmentation", input_shape=(size, size, 3), class_names=["foreground"])
+    return save_model(keras.Model(inputs, outputs), info, path)
+
+
+def test_predict_two_inputs_with_one_name_get_two_mask_files(tmp_path):
+    import cv2
+
+    model = _segmentation_model(tmp_path / "seg.keras")
+    rng = np.random.default_rng(0)
+    for folder in ("ra", "rb"):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / "01_test.tif"), rng.integers(0, 255, (16, 16, 3), dtype=np.uint8))
+    out = tmp_path / "pred"
+    result = invoke("predict", model, tmp_path / "ra" / "01_test.tif", tmp_path / "rb" / "01_test.tif", "-o", out)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out / "predictions.csv")
+    assert [r["mask"] for r in rows] == ["masks/01_test.png", "masks/01_test-2.png"]
+    assert all((out / r["mask"]).is_file() for r in rows)
+    # --overwrite replaces the earlier run's masks, never one input's mask by the other's
+    again = invoke("predict", model, tmp_path / "ra" / "01_test.tif", tmp_path / "rb" / "01_test.tif", "-o", out, "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert len(list((out / "masks").iterdir())) == 2
+
+
+@pytest.mark.parametrize("text, key, what", [
+    ("epochs: abc\n", "epochs", "an integer"),
+    ("learning_rate: fast\n", "learning_rate", "a number"),
+    ("param: 5\n", "param", "a mapping"),
+    ("epochs: 2.5\n", "epochs", "an integer"),
+    ("overwrite: maybe\n", "overwrite", "true or false"),
+    ("batch-size: [4]\n", "batch-size", "one value"),
+    ("data: elsewhere\n", "data", "the command's argument"),
+])
+def test_train_config_values_of_the_wrong_type_are_usage_errors(chest, tmp_path, text, key, what):
+    config = tmp_path / "train.yaml"
+    config.write_text(text)
+    result = invoke("train", chest / "train", "-o", tmp_path / "o", "--config", config)
+    assert result.exit_code == 2, result.output
+    assert "train.yaml" in result.output and f"'{key}'" in result.output and what in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_train_refuses_an_unknown_optimizer_before_reading_images(chest, tmp_path, monkeypatch):
+    from xaicli import io
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("images were read before the options were checked")
+
+    monkeypatch.setattr(io, "read_image", no_reading)
+    result = invoke("train", chest / "train", "-o", tmp_path / "o", "--optimizer", "adamw")
+    assert result.exit_code == 2 and "unknown optimizer 'adamw'" in result.output

@@ -128,11 +128,12 @@ def _read_dicom_image(path: Path, frame: int | None, force: bool) -> np.ndarray:
     if stored.ndim != 2:
         raise InputError(f"{path}: unsupported pixel layout {stored.shape}")
     values = apply_modality_lut(stored, ds).astype(np.float64)
-    if "WindowCenter" in ds and "WindowWidth" in ds:
-        image = _window(values, ds)
-    elif "VOILUTSequence" in ds:
-        item = ds.VOILUTSequence[0]
-        bits = int(item.LUTDescriptor[2]) if "LUTDescriptor" in item else 16
+    window = _window_values(ds)
+    lut = _voi_lut_item(ds)
+    if window is not None:
+        image = _window(values, ds, *window)
+    elif lut is not None:
+        bits = int(lut.LUTDescriptor[2])
         image = apply_voi_lut(values, ds, index=0, prefer_lut=True).astype(np.float64) / float(2**bits - 1)
     else:
         low, high = float(values.min()), float(values.max())
@@ -143,13 +144,45 @@ def _read_dicom_image(path: Path, frame: int | None, force: bool) -> np.ndarray:
     return image[:, :, None]
 
 
-def _first(value) -> float:
-    return float(value[0]) if hasattr(value, "__len__") and not isinstance(value, str) else float(value)
+def _first(value) -> float | None:
+    """The first number of a (multi-valued) attribute; None when it is empty or not a number."""
+    if value is None:
+        return None
+    if hasattr(value, "__len__") and not isinstance(value, str):
+        if len(value) == 0:
+            return None
+        value = value[0]
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
-def _window(values: np.ndarray, ds) -> np.ndarray:
+def _window_values(ds) -> tuple[float, float] | None:
+    """(center, width) of the first window, or None when either is absent, empty or not a number
+    (an empty Window Center is as good as none: the full range is used instead)."""
+    center = _first(ds.get("WindowCenter"))
+    width = _first(ds.get("WindowWidth"))
+    if center is None or width is None or width <= 0:
+        return None
+    return center, width
+
+
+def _voi_lut_item(ds):
+    """The first VOI LUT Sequence item that holds a usable LUT, or None (empty sequence: none)."""
+    sequence = ds.get("VOILUTSequence")
+    if not sequence:
+        return None
+    item = sequence[0]
+    descriptor = item.get("LUTDescriptor")
+    if descriptor is None or len(descriptor) != 3 or "LUTData" not in item:
+        return None
+    return item
+
+
+def _window(values: np.ndarray, ds, center: float, width: float) -> np.ndarray:
     """Window Center/Width straight into [0, 1] (PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID)."""
-    center, width = _first(ds.WindowCenter), _first(ds.WindowWidth)
     function = str(getattr(ds, "VOILUTFunction", "LINEAR") or "LINEAR").upper()
     if function == "SIGMOID":
         return 1.0 / (1.0 + np.exp(-4.0 * (values - center) / max(width, 1e-6)))

@@ -4,17 +4,20 @@ As the age study shows its results: the first column is the image with its predi
 written under it, each further column the map of one method blended on the image (jet colormap,
 ``xaicli.io.overlay``), with the method's name in a header row. Big folders are split into pages
 of ``rows_per_page`` rows (``grid-001.png``, ``grid-002.png``, ...); a page is written as soon as it
-is full, so memory holds one page at most. Labels are drawn with OpenCV's ``putText``.
+is full, so memory holds one page at most. Pages are written to hidden temporary files and renamed
+into place only by :meth:`GridWriter.close`: a run that fails half way (:meth:`GridWriter.discard`)
+leaves no page behind to block its rerun. Labels are drawn with OpenCV's ``putText``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from xaicli.errors import UsageError
+from xaicli.errors import OutputError, UsageError
 
 FONT_SCALE_PER_PX = 0.45 / 160  # readable text on a 160 px tile
 HEADER_COLOR = (32, 32, 32)
@@ -103,6 +106,7 @@ class GridWriter:
         self.gap = max(2, tile // 40)
         self._rows: list[np.ndarray] = []
         self.pages: list[Path] = []
+        self._pending: list[tuple[Path, Path]] = []  # (temporary file, page) until close()
 
     def page_path(self, number: int) -> Path:
         return self.out_dir / f"{self.stem}-{number:03d}.png"
@@ -144,7 +148,7 @@ class GridWriter:
         return self._join(cells, axis=1)[:, :width]
 
     def _flush(self) -> None:
-        from xaicli.io import write_png
+        from xaicli.io import encode_png, write_bytes
 
         if not self._rows:
             return
@@ -152,16 +156,37 @@ class GridWriter:
         page = self._join([self._header(width), *self._rows], axis=0)
         margin = self.gap * 2
         page = np.pad(page, ((margin, margin), (margin, margin), (0, 0)), constant_values=BACKGROUND)
-        path = self.page_path(len(self.pages) + 1)
-        write_png(path, page, overwrite=self.overwrite)
-        self.pages.append(path)
+        path = self.page_path(len(self._pending) + len(self.pages) + 1)
+        if path.exists() and not self.overwrite:  # refuse before the work, not at the end
+            raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+        temporary = path.with_name(f".{path.name}.{os.getpid()}-{id(self):x}.part")
+        write_bytes(temporary, encode_png(page), overwrite=True)
+        self._pending.append((temporary, path))
         self._rows = []
 
     def close(self) -> list[Path]:
-        self._flush()
+        """Write the last page and move every page into place; returns the pages."""
+        try:
+            self._flush()
+            for temporary, path in self._pending:
+                if path.exists() and not self.overwrite:
+                    raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+                os.replace(temporary, path)
+                self.pages.append(path)
+            self._pending = []
+        except BaseException:
+            self.discard()
+            raise
         if self.overwrite:  # pages left by an earlier, longer run would be mistaken for this one's
             number = len(self.pages) + 1
             while self.page_path(number).exists():
                 self.page_path(number).unlink()
                 number += 1
         return self.pages
+
+    def discard(self) -> None:
+        """Drop the pages not yet moved into place (a failed run); a no-op after :meth:`close`."""
+        for temporary, _ in self._pending:
+            temporary.unlink(missing_ok=True)
+        self._pending = []
+        self._rows = []

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from xaicli.errors import InputError, OutputError
+from xaicli.errors import InputError, OutputError, XaicliError
 
 IMAGE_SUFFIXES = {
     ".png": "PNG",
@@ -40,12 +40,17 @@ IMAGE_SUFFIXES = {
 }
 
 
+@functools.cache
 def _cv2():
     import cv2
 
-    # OpenCV prints decoder warnings ("Premature end of JPEG file") straight to stderr; our own
-    # checks report such files instead.
-    with contextlib.suppress(Exception):
+    # OpenCV logs decoder errors ("[ERROR:0@0.02] ... TIFF_Error ...") straight to stderr; our own
+    # checks report such files instead, naming them. OpenCV 4.x has the setting in cv2.utils.logging
+    # (cv2.setLogLevel is gone); a build without either is left as it is.
+    logging_module = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_module is not None and hasattr(logging_module, "setLogLevel"):
+        logging_module.setLogLevel(logging_module.LOG_LEVEL_SILENT)
+    elif hasattr(cv2, "setLogLevel"):
         cv2.setLogLevel(0)
     return cv2
 
@@ -125,8 +130,33 @@ def _check_complete(path: Path, fmt: str, data: bytes) -> None:
     # Decoders fill a truncated image with grey and carry on; a model must never see that.
     if fmt == "PNG" and b"IEND" not in data[-64:]:
         raise InputError(f"{path}: truncated PNG (no IEND chunk)")
+    if fmt == "PNG":
+        _check_png_chunks(path, data)
     if fmt == "JPEG" and b"\xff\xd9" not in data[-4096:]:
         raise InputError(f"{path}: truncated JPEG (no end-of-image marker)")
+
+
+def _check_png_chunks(path: Path, data: bytes) -> None:
+    """Every chunk of a PNG within the file and with a correct CRC (libpng would print its own
+    "libpng error: IDAT: CRC error" on stderr before refusing the file)."""
+    import zlib
+
+    position = 8
+    while position < len(data):
+        if position + 12 > len(data):
+            raise InputError(f"{path}: corrupt PNG (a chunk is cut short)")
+        length = int.from_bytes(data[position : position + 4], "big")
+        end = position + 8 + length
+        if length > 0x7FFFFFFF or end + 4 > len(data):
+            raise InputError(f"{path}: corrupt PNG (a chunk runs past the end of the file)")
+        kind = data[position + 4 : position + 8]
+        crc = int.from_bytes(data[end : end + 4], "big")
+        if zlib.crc32(data[position + 4 : end]) != crc:
+            name = kind.decode("latin-1") if kind.isalpha() else "?"
+            raise InputError(f"{path}: corrupt PNG (CRC error in a {name} chunk)")
+        position = end + 4
+        if kind == b"IEND":
+            return
 
 
 def _to_float(array: np.ndarray, path: Path) -> np.ndarray:
@@ -166,11 +196,25 @@ def _channels_last(array: np.ndarray, path: Path, *, bgr: bool) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def _read_with_pillow(path: Path, data: bytes) -> np.ndarray:
+def _frame_count(data: bytes) -> int:
+    """Frames of a TIFF (pages) or GIF (animation) by Pillow; 1 when it cannot tell (the decoder
+    then says what is wrong with the file)."""
+    from PIL import Image
+
+    try:
+        with Image.open(_io.BytesIO(data)) as image:
+            return max(1, int(getattr(image, "n_frames", 1) or 1))
+    except Exception:  # noqa: BLE001 - a file Pillow cannot parse: left to the decoder's own check
+        return 1
+
+
+def _read_with_pillow(path: Path, data: bytes, *, frame: int = 0) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(_io.BytesIO(data)) as image:
+            if frame:
+                image.seek(frame)
             image.load()
             if image.mode in ("I;16", "I;16B", "I;16L"):
                 array = np.array(image, dtype=np.uint16)
@@ -204,10 +248,20 @@ def _read_with_opencv(path: Path, data: bytes) -> np.ndarray:
 def read_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.ndarray:
     """Read any supported image as float32 (H, W, C) in [0, 1], C = 1 or 3.
 
-    ``frame`` selects one frame of a multi-frame DICOM (0-based); a multi-frame file read without
-    it is refused rather than silently reduced to its first frame.
+    ``frame`` selects one frame of a multi-frame DICOM, multi-page TIFF or animated GIF (0-based);
+    a multi-frame file read without it is refused rather than silently reduced to its first frame.
     """
     path = Path(path)
+    try:
+        return _read_image(path, frame)
+    except (XaicliError, MemoryError):
+        raise
+    except Exception as exc:  # a decoder bug on an odd file must not stop a batch: name the file
+        # only the exception type: a decoder's message can quote header values (DICOM: patient data)
+        raise InputError(f"{path}: cannot read the image ({type(exc).__name__} in the decoder)") from None
+
+
+def _read_image(path: Path, frame: int | None) -> np.ndarray:
     data = _read_bytes(path)
     fmt = sniff_format(data[:132])
     expected = IMAGE_SUFFIXES.get(path.suffix.lower())
@@ -225,9 +279,16 @@ def read_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.
         from xaicli.dicom import read_dicom_image
 
         return read_dicom_image(path, frame=frame)
-    if frame not in (None, 0):
-        raise InputError(f"{path}: a {fmt} file has one frame; frame {frame} does not exist")
     _check_complete(path, fmt, data)
+    frames = _frame_count(data) if fmt in ("TIFF", "GIF") else 1
+    if frames > 1 and frame is None:  # never silently the first page of a stack or an animation
+        kind = "multi-page TIFF" if fmt == "TIFF" else "animated GIF"
+        raise InputError(f"{path}: {kind} with {frames} frames; the commands read single-frame images "
+                         "(from Python, xaicli.io.read_image(path, frame=i) reads frame i)")
+    if frame is not None and not 0 <= frame < frames:
+        raise InputError(f"{path}: frame {frame} does not exist (the file has {frames})")
+    if frames > 1:
+        return _read_with_pillow(path, data, frame=frame or 0)
     if fmt in ("PNG", "TIFF", "BMP"):  # OpenCV keeps 16-bit samples and reads TIFF fully
         return _read_with_opencv(path, data)
     return _read_with_pillow(path, data)

@@ -94,9 +94,18 @@ def _unknown(kind: str, name: str, known: list[str]) -> PluginError:
     message = f"unknown {singular} {name!r}"
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     if close:
-        message += f"; did you mean {close[0]!r}?"
-    message += f" Available: {', '.join(known) if known else '(none installed)'}"
+        message += f" (did you mean {close[0]!r}?)"
+    message += f"; available: {', '.join(known) if known else '(none installed)'}"
+    if _autoload_disabled() and _hidden_by_autoload(kind, name):
+        message += (f"; a third-party package provides {name!r}, but {AUTOLOAD_ENV} is set, which keeps "
+                    "only the built-ins (unset it to use the plugin)")
     return PluginError(message)
+
+
+def _hidden_by_autoload(kind: str, name: str) -> bool:
+    """Whether a third-party plugin of that name exists but is hidden by the autoload switch."""
+    group = GROUPS[kind]
+    return any(ep.name == name for ep in metadata.entry_points(group=group))
 
 
 def entry(kind: str, name: str) -> PluginEntry:

@@ -10,7 +10,11 @@ at the image's own resolution; the metrics resize it to the map. Chosen per run 
   (Viola & Jones, CVPR 2001) for frontal faces; the largest face's box, or the ellipse inscribed in
   it. An image where no face is found is *reported* (its region metrics are NaN), never scored;
 * ``--roi box:X0,Y0,X1,Y1`` / ``--roi ellipse:CX,CY,RX,RY`` -- a **fixed shape** for every image;
-  values are fractions of the width/height when all are <= 1, pixels otherwise.
+  values are fractions of the width/height when all are <= 1, pixels otherwise. A shape that
+  covers no pixel of an image is refused (a usage error), not scored as an empty region.
+
+A region with no pixel set (the lesion mask of a normal image) is an **empty region**: reported in
+the ``region`` column and the run's listing, its region metrics NaN, and not a failure.
 
 The label (``Face`` for the face detector and for a mask folder whose name mentions faces, else
 ``Roi``) names the region-ratio column: ``FaceRatio`` or ``RoiRatio``.
@@ -284,8 +288,19 @@ class FixedBox(RegionSource):
             return x0 * width, y0 * height, x1 * width, y1 * height
         return x0, y0, x1, y1
 
+    def _inside(self, mask: np.ndarray, path: Path | None, size: tuple[int, int]) -> np.ndarray:
+        """A fixed shape that covers no pixel of the image is a mistake on the command line."""
+        if not mask.any():
+            where = f"image {path}" if path is not None else "the image"
+            raise UsageError(
+                f"--roi {self.describe()} lies entirely outside {where} ({size[1]}x{size[0]} px); give "
+                "pixel coordinates inside the image, or fractions of its width and height in [0, 1]"
+            )
+        return mask
+
     def region(self, path: Path, image: np.ndarray, root: Path | None = None) -> np.ndarray:
-        return shape_mask(image.shape[:2], "box", self._pixels(image.shape[:2]))
+        size = image.shape[:2]
+        return self._inside(shape_mask(size, "box", self._pixels(size)), path, size)
 
 
 class FixedEllipse(FixedBox):
@@ -306,8 +321,9 @@ class FixedEllipse(FixedBox):
         return "ellipse:" + ",".join(f"{v:g}" for v in self.values)
 
     def region(self, path: Path, image: np.ndarray, root: Path | None = None) -> np.ndarray:
-        cx, cy, rx, ry = self._pixels(image.shape[:2])
-        return shape_mask(image.shape[:2], "ellipse", (cx - rx, cy - ry, cx + rx, cy + ry))
+        size = image.shape[:2]
+        cx, cy, rx, ry = self._pixels(size)
+        return self._inside(shape_mask(size, "ellipse", (cx - rx, cy - ry, cx + rx, cy + ry)), path, size)
 
 
 # ------------------------------------------------------------------------------------ parsing

@@ -102,7 +102,7 @@ def compare(
             shown = ", ".join(path) if isinstance(path, list) else path
             console.print(f"  {key}: {shown}")
     if result.failures:
-        error = PartialFailure(f"{len(result.failures)} of {result.images + len(result.failures)} image(s) failed",
+        error = PartialFailure(f"{len(result.failures)} input(s) failed ({result.images} image(s) processed)",
                                result.failures)
         if not result.images:
             error.exit_code = EXIT_INPUT

@@ -101,12 +101,20 @@ def progress_bar(console: Any, description: str):
 
 
 def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
-    if no_region:
-        console.print(f"[yellow]{len(no_region)} image(s) without a region (their region metrics are NaN):[/yellow]")
-        for file, reason in no_region[:20]:
-            console.print(f"[yellow]  - {file}: {reason}[/yellow]")
-        if len(no_region) > 20:
-            console.print(f"[yellow]  ... and {len(no_region) - 20} more (see the region column of scores.csv)[/yellow]")
+    """Images without a region, grouped by reason (e.g. the normal images' empty lesion masks)."""
+    if not no_region:
+        return
+    console.print(f"[yellow]{len(no_region)} image(s) without a region (their region metrics are NaN):[/yellow]")
+    groups: dict[str, list[str]] = {}
+    for file, reason in no_region:
+        groups.setdefault(reason, []).append(file)
+    for reason, files in groups.items():
+        if len(files) <= 3:
+            for file in files:
+                console.print(f"[yellow]  - {file}: {reason}[/yellow]")
+        else:
+            console.print(f"[yellow]  - {reason}: {len(files)} images ({', '.join(files[:3])}, ...; "
+                          "see the region column of scores.csv)[/yellow]")
 
 
 def score(
@@ -147,7 +155,8 @@ def score(
         payload = {"maps_scored": result.rows, "region": result.region, "normalization": result.normalization,
                    "summary": result.summary, "consistency": result.consistency, "outputs": result.outputs,
                    "no_region": [{"file": f, "reason": r} for f, r in result.no_region],
-                   "failures": [{"item": f, "reason": r} for f, r in result.failures]}
+                   "failures": [{"item": f, "reason": r} for f, r in result.failures],
+                   "warnings": result.warnings}
         sys.stdout.write(to_json(payload) + "\n")
     else:
         render_summary(console, f"Scores ({result.rows} maps, normalization: {result.normalization}"
@@ -155,8 +164,11 @@ def score(
         report_problems(console, result.no_region)
         for key, path in result.outputs.items():
             console.print(f"  {key}: {path}")
+    for warning in result.warnings:
+        err_console().print(f"[yellow]warning: {warning}[/yellow]")
     if result.failures:
-        error = PartialFailure(f"{len(result.failures)} map(s) could not be scored", result.failures)
+        error = PartialFailure(f"{len(result.failures)} map(s) or region(s) could not be scored "
+                               f"({result.rows} map(s) scored)", result.failures)
         if not result.rows:
             error.exit_code = EXIT_INPUT
         raise error

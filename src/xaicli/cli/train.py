@@ -12,7 +12,8 @@ from xaicli.errors import InputError, UsageError
 
 def apply_config(ctx: typer.Context, config: Path | None, values: dict[str, Any]) -> dict[str, Any]:
     """Options left at their default take the YAML file's value (keys as the option names,
-    with dashes or underscores); options given on the command line win."""
+    with dashes or underscores); options given on the command line win. Every value is converted
+    with its option's type; a value of the wrong type is a usage error naming the file and key."""
     if config is None:
         return values
     import yaml
@@ -25,15 +26,93 @@ def apply_config(ctx: typer.Context, config: Path | None, values: dict[str, Any]
         raise InputError(f"{config}: not a readable YAML file ({' '.join(str(exc).split())[:160]})") from None
     if not isinstance(loaded, dict):
         raise InputError(f"{config}: the YAML file must hold a mapping of option: value")
+    import inspect
+
+    types = _option_types()
+    defaults = {name: getattr(param.default, "default", param.default)
+                for name, param in inspect.signature(train).parameters.items()}
+    settable = [k for k in values if k not in ("config", "data")]
     result = dict(values)
     for key, value in loaded.items():
         name = str(key).replace("-", "_")
-        if name not in values or name == "config":
-            raise UsageError(f"{config}: unknown option {key!r}; known: {', '.join(k.replace('_', '-') for k in values if k != 'config')}")
+        if name == "data":
+            raise UsageError(f"{config}: 'data' is the command's argument, not an option; give the "
+                             "training folder on the command line")
+        if name not in settable:
+            raise UsageError(f"{config}: unknown option {key!r}; known: {', '.join(k.replace('_', '-') for k in settable)}")
+        converted = _convert(config, str(key), types.get(name), defaults.get(name), value)
         source = ctx.get_parameter_source(name)
         if source is None or getattr(source, "name", "") in ("DEFAULT", "DEFAULT_MAP"):
-            result[name] = value
+            result[name] = converted
     return result
+
+
+def _option_types() -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(train)
+
+
+def _convert(config: Path, key: str, kind: Any, default: Any, value: Any) -> Any:
+    """A YAML value as its option's type (int, float, bool, text, path; ``param`` a mapping or list)."""
+
+    def wrong(what: str) -> UsageError:
+        return UsageError(f"{config}: option {key!r} must be {what}, not {value!r}")
+
+    if value is None:
+        if default is not None:
+            raise wrong("a value")
+        return None
+    if kind is None:
+        return value
+    if getattr(kind, "__origin__", None) is list:  # --param: KEY=VALUE items, or a mapping in YAML
+        if isinstance(value, dict):
+            if any(isinstance(v, (dict, list)) for v in value.values()):
+                raise wrong("a mapping of KEY: VALUE (e.g. {depth: 4})")
+            return {str(k): v for k, v in value.items()}
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(i, str) and "=" in i for i in items):
+            raise wrong("a mapping of KEY: VALUE (e.g. {depth: 4}) or a list of KEY=VALUE")
+        return items
+    if isinstance(value, list) and key.replace("-", "_") in ("augment", "input_size"):
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in value):
+            raise wrong("a list of names" if key == "augment" else "N or [H, W]")
+        return ("," if key == "augment" else "x").join(str(v) for v in value)
+    if isinstance(value, (dict, list)):
+        raise wrong("one value")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise wrong("true or false")
+    if kind is int:
+        if isinstance(value, bool):
+            raise wrong("an integer")
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise wrong("an integer")
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise wrong("an integer") from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise wrong("a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise wrong("a number") from None
+        if number != number:  # NaN
+            raise wrong("a number")
+        return number
+    if isinstance(value, bool):
+        raise wrong("text" if kind is str else "a path")
+    return Path(str(value)) if kind is Path else str(value)
 
 
 def _params(items: list[str] | dict | None) -> dict[str, str]:
@@ -71,7 +150,7 @@ def train(
     normal_class: str = typer.Option(None, help="Classification: the 'no finding' class, for the missed-pathology count."),
     cam_consistency: float = typer.Option(None, "--cam-consistency", help="Classification: add the Grad-CAM consistency regulariser with this final lambda (docs/cam-consistency.md)."),
     cam_layer: str = typer.Option(None, "--cam-layer", help="Layer of the regulariser's Grad-CAM (default: the model's CAM layer)."),
-    cam_schedule: str = typer.Option("linear", "--cam-schedule", help="lambda curriculum after the warm-up: linear (ramped to the last epoch) or step."),
+    cam_schedule: str = typer.Option("linear", "--cam-schedule", help="lambda curriculum after the warm-up: linear (from 0 in equal steps to lambda at the last epoch) or step (lambda at once)."),
     cam_warmup: int = typer.Option(0, "--cam-warmup", help="Epochs trained with lambda = 0 before the curriculum starts."),
     cam_decay: float = typer.Option(0.9, "--cam-decay", help="Decay of the moving class-mean maps, in [0, 1)."),
     config: Path = typer.Option(None, "--config", help="YAML file with any of these options (command-line values win)."),

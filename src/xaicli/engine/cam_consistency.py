@@ -12,7 +12,8 @@ M_c is a target, not a path for gradients (stop-gradient), so the regulariser pu
 their class mean rather than the mean towards outliers.
 
 lambda follows a curriculum (:class:`LambdaSchedule`): 0 during ``warmup`` epochs, then raised
-epoch by epoch (``linear``) or at once (``step``) to its final value.
+epoch by epoch from 0 (``linear``: the first epoch always has lambda = 0, the last the final value)
+or at once (``step``) to its final value.
 
 The regularised model (:class:`CamConsistencyModel`) wraps the plain model and overrides
 ``train_step``/``test_step`` only; the wrapped model is what gets saved, so it loads like any other.
@@ -30,8 +31,9 @@ SCHEDULES = ("linear", "step")
 
 @dataclass(frozen=True)
 class LambdaSchedule:
-    """lambda for each epoch: 0 for ``warmup`` epochs, then ``linear`` (reaching ``value`` after
-    ``ramp`` more epochs, default: at the last epoch) or ``step`` (``value`` at once)."""
+    """lambda for each epoch: 0 for ``warmup`` epochs, then ``linear`` (from 0 in equal steps,
+    reaching ``value`` ``ramp`` epochs after the last zero one, default: at the last epoch) or
+    ``step`` (``value`` at once)."""
 
     value: float
     epochs: int
@@ -48,12 +50,16 @@ class LambdaSchedule:
             raise UsageError(f"--cam-warmup must be >= 0, not {self.warmup}")
 
     def at(self, epoch: int) -> float:
+        """lambda at ``epoch`` (0-based). ``linear`` rises in equal steps from 0 at its start (the
+        last warm-up epoch, or epoch 0 without warm-up: training always begins at lambda = 0) to
+        ``value`` at the last epoch (or ``ramp`` epochs after its start)."""
         if epoch < self.warmup or self.value == 0:
             return 0.0
         if self.kind == "step":
             return float(self.value)
-        ramp = self.ramp if self.ramp is not None else max(1, self.epochs - self.warmup)
-        return float(self.value) * min(1.0, (epoch - self.warmup + 1) / max(1, ramp))
+        start = max(self.warmup - 1, 0)
+        ramp = self.ramp if self.ramp is not None else self.epochs - 1 - start
+        return float(self.value) * min(1.0, (epoch - start) / max(1, ramp))
 
 
 def make_consistency_model(base: Any, layer: str | None, num_classes: int, *, decay: float = 0.9) -> Any:

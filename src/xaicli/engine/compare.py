@@ -50,6 +50,7 @@ from xaicli.engine.score import (
     method_key,
     model_function,
     parse_list,
+    strip_path,
 )
 from xaicli.errors import InputError, UsageError
 from xaicli.rois import RegionSource
@@ -175,7 +176,9 @@ def compare(
     paths = {"scores": out / "scores.csv", "summary": out / "summary.csv", "predictions": out / "predictions.csv"}
     if scorer.set_metrics:
         paths["consistency"] = out / "consistency.csv"
-    planned = [*paths.values(), grid.page_path(1)] + ([out / "maps" / "maps.csv"] if save_maps else [])
+    pages_needed = -(-len(files) // rows_per_page)
+    planned = [*paths.values(), *(grid.page_path(n) for n in range(1, pages_needed + 1))]
+    planned += [out / "maps" / "maps.csv"] if save_maps else []
     check_outputs(planned, overwrite)
 
     runner = random_runner = None
@@ -206,6 +209,7 @@ def compare(
     accumulators: dict[str, Any] = {}
     failures: list[tuple[str, str]] = []
     no_region: list[tuple[str, str]] = []
+    region_failures: list[tuple[str, str]] = []
     map_rows: list[dict[str, Any]] = []
     total = len(files) * len(methods)
     done = 0
@@ -217,13 +221,14 @@ def compare(
     display_names = output_names(files, inputs)
 
     with contextlib.ExitStack() as stack:
+        stack.callback(grid.discard)  # a failed run leaves no page behind (no-op after close)
         scores = CsvStream(stack, paths["scores"], score_columns, overwrite=overwrite)
         predictions = CsvStream(stack, paths["predictions"], prediction_columns, overwrite=overwrite)
         results = explain_files(loaded, files, methods, target=target, batch_size=batch_size, names=display_names)
         for index, result in enumerate(results):
             done += len(methods)
             if not result.ok:
-                failures.append((str(result.file), result.error or "failed"))
+                failures.append((str(result.file), strip_path(result.error or "failed", Path(result.file))))
                 if progress is not None:
                     progress(done, total)
                 continue
@@ -240,8 +245,10 @@ def compare(
                 row.update(predicted=result.prediction_label)
             predictions.write(row)
 
-            region, status = scorer.region(result.file, result.image, roots[index])
-            if scorer.roi is not None and region is None:
+            region, status, problem = scorer.region(result.file, result.image, roots[index])
+            if problem is not None:  # e.g. an unreadable mask: scored without it, listed as failed
+                region_failures.append((str(result.file), problem))
+            elif scorer.roi is not None and region is None:
                 no_region.append((str(result.file), status))
             context: dict[str, Any] = {"region": region, "image": result.display}
             target_obj = None
@@ -306,7 +313,7 @@ def compare(
     if save_maps and map_rows:
         outputs["maps"] = str(write_index(map_rows, out / "maps", overwrite=overwrite))
     images = len(files) - len(failures)
-    return CompareResult(images, method_names, summary_rows, summary_columns, outputs, failures, no_region,
+    return CompareResult(images, method_names, summary_rows, summary_columns, outputs, failures + region_failures, no_region,
                          consistency_rows, normalization, roi.describe() if roi is not None else None, truth_source)
 
 

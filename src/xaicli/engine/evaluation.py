@@ -42,11 +42,16 @@ def classification_report(
         for i, name in enumerate(class_names)
     ]
     weights = support / total if total else np.zeros(n)
+    present = (support > 0) | (predicted > 0)
     report: dict[str, Any] = {
         "n": int(total),
         "accuracy": float(tp.sum() / total) if total else float("nan"),
         "per_class": per_class,
-        "macro_avg": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},
+        # over the classes present in the truth or the predictions (as scikit-learn without
+        # ``labels``): a class absent from a subset must not pull the macro average to 0
+        "macro_avg": {"precision": _mean(precision[present]), "recall": _mean(recall[present]),
+                      "f1": _mean(f1[present])},
+        "macro_classes": [name for name, keep in zip(class_names, present, strict=True) if keep],
         "weighted_avg": {"precision": float((precision * weights).sum()), "recall": float((recall * weights).sum()),
                          "f1": float((f1 * weights).sum())},
         "confusion_matrix": matrix.tolist(),
@@ -60,6 +65,10 @@ def classification_report(
         pathologies = int(total - support[k])
         report["missed_pathology_rate"] = missed / pathologies if pathologies else 0.0
     return report
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(values.mean()) if values.size else float("nan")
 
 
 def regression_report(predicted: Sequence[float], true: Sequence[float]) -> dict[str, Any]:

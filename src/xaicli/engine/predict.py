@@ -95,12 +95,12 @@ class PredictResult:
     n_inputs: int = 0
 
 
-def _mask_name(file: Path, root: Path) -> Path:
-    try:
-        relative = file.relative_to(root)
-    except ValueError:
-        relative = Path(file.name)
-    return Path("masks") / relative.with_suffix(".png")
+def mask_names(files: list[Path], roots: list[Path]) -> list[Path]:
+    """``masks/<name>.png`` per file, unique: the path below its input folder, and two inputs of
+    the same name (``a/01.tif``, ``b/01.tif``) get ``01.png`` and ``01-2.png`` as in ``explain``."""
+    from xaicli.engine.explain import output_names
+
+    return [Path("masks") / f"{name}.png" for name in output_names(files, list(dict.fromkeys(roots)))]
 
 
 def predict(
@@ -143,6 +143,7 @@ def predict(
     truth, truth_source = data.truths(files, info, roots=roots, labels=labels, label_column=label_column,
                                       pattern=pattern, masks=masks)
     # never pad a small run up to a large batch: compute only what is there
+    names_out = mask_names(files, roots) if info.task == "segmentation" else []
     runner = BatchPredictor(loaded.model, min(batch_size, len(files)))
     rows: list[dict[str, Any]] = []
     failures: list[tuple[str, str]] = []
@@ -182,7 +183,7 @@ def predict(
                 height, width = images[j].shape[:2]
                 prob = io.resize(foreground(outputs[j : j + 1])[0].astype(np.float32), (height, width), interpolation="linear")
                 mask = prob > threshold
-                name = _mask_name(f, roots[k])
+                name = names_out[k]
                 io.write_png(out / name, mask, overwrite=overwrite)
                 row.update(mask=name.as_posix(), foreground=float(mask.mean()))
                 if truth[k] is not None:

@@ -17,6 +17,7 @@ import contextlib
 import csv
 import math
 import re
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,18 @@ from xaicli.rois import NoRegion, RegionSource
 METRIC_ORDER = ("roi-ratio", "background-ratio", "entropy", "pointing-hit", "deletion", "insertion",
                 "randomization-spearman", "randomization-ssim")
 SECONDS = "SecondsPerImage"
+#: values of the ``region`` column besides a NoRegion reason
+REGION_OK = "ok"
+EMPTY_REGION = "empty region"
+REGION_UNREADABLE = "unreadable region"
+
+
+def strip_path(text: str, path: Path) -> str:
+    """An error message without its leading ``path: `` (the listing names the file already)."""
+    for prefix in (f"{path}: ", f"{path.as_posix()}: "):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
 
 
 def parse_list(value: str | Sequence[str] | None) -> list[str]:
@@ -93,6 +106,9 @@ class Scorer:
         self.metrics: list[MapMetric] = []
         self.set_metrics: list[MapMetric] = []
         params = params or {}
+        for name in params:
+            if name not in names:
+                plugins.load("metrics", name)  # a misspelt metric name: unknown, with the closest match
         for name in names:
             cls = plugins.load("metrics", name)
             metric = cls(normalization=normalization, **params.get(name, {}))
@@ -118,15 +134,30 @@ class Scorer:
     def needs(self) -> set[str]:
         return {key for m in self.metrics for key in getattr(m, "requires", ())}
 
-    def region(self, path: Path, image: np.ndarray, root: Path | None) -> tuple[np.ndarray | None, str]:
-        """The region for an image, and ``ok`` or why there is none (then region metrics are NaN)."""
+    def region(self, path: Path, image: np.ndarray, root: Path | None) -> tuple[np.ndarray | None, str, str | None]:
+        """The region for an image: ``(mask or None, status, failure)``.
+
+        ``status`` goes into the ``region`` column: ``ok``; ``empty region`` (a mask with no pixel
+        set, e.g. the lesion mask of a normal image: reported, its region metrics NaN, not a
+        failure); or why there is none (no mask file, no face found: reported, NaN). ``failure``
+        is set when the region's input is broken (an unreadable mask file): the image is still
+        scored (region metrics NaN) and the caller lists it as failed. A ``--roi`` value that
+        cannot fit the image at all is a usage error and stops the run.
+        """
         if self.roi is None:
-            return None, ""
+            return None, "", None
+        path = Path(path)
         try:
-            return self.roi.region(Path(path), image, root), "ok"
+            mask = self.roi.region(path, image, root)
         except NoRegion as exc:
-            text = str(exc)
-            return None, text.split(": ", 1)[1] if text.startswith(f"{path}: ") else text
+            return None, strip_path(str(exc), path), None
+        except UsageError:
+            raise
+        except XaicliError as exc:
+            return None, REGION_UNREADABLE, f"its region: {exc}"
+        if not np.any(mask):
+            return None, EMPTY_REGION, None
+        return mask, REGION_OK, None
 
     def score(self, saliency: np.ndarray, context: dict[str, Any]) -> dict[str, float]:
         values: dict[str, float] = {}
@@ -250,6 +281,7 @@ class ScoreResult:
     consistency: list[dict[str, Any]] = field(default_factory=list)
     normalization: str = "positive"
     region: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def find_maps_csv(run: str | Path) -> Path:
@@ -278,11 +310,23 @@ def read_maps_csv(path: Path) -> list[dict[str, str]]:
 def load_map(path: Path) -> np.ndarray:
     """A saliency map from NPY, or NPZ (key ``map``, else its only array)."""
     try:
-        data = np.load(path, allow_pickle=False)
+        with open(path, "rb") as handle:
+            head = handle.read(8)
     except FileNotFoundError:
         raise InputError(f"{path}: no such map file") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read the map ({exc})") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the map ({exc.strerror or exc})") from None
+    if not head.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")):
+        what = "is empty" if not head else "is not a NumPy .npy or .npz file (wrong leading bytes)"
+        raise InputError(f"{path}: the map {what}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # object arrays: not a map xaicli wrote, never unpickled
+            raise InputError(f"{path}: the map holds Python objects, not numbers") from None
+        raise InputError(f"{path}: corrupt or truncated map ({' '.join(str(exc).split())[:160]})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: corrupt or truncated map ({' '.join(str(exc).split())[:160]})") from None
     if isinstance(data, np.lib.npyio.NpzFile):
         with data:
             keys = list(data.keys())
@@ -369,6 +413,7 @@ def score_run(
     per_method: dict[tuple[str, str], int] = {}
     for row in rows:
         per_method[(row["image"], row["method"])] = per_method.get((row["image"], row["method"]), 0) + 1
+    truth_of = _truths(rows, base, loaded)
     with contextlib.ExitStack() as stack:
         stream = CsvStream(stack, scores_path, columns, overwrite=overwrite)
         for number, row in enumerate(rows, start=1):
@@ -377,7 +422,7 @@ def score_run(
             try:
                 saliency = load_map(_resolve(row["map"], base))
                 if cache.get("path") != image_path:  # maps.csv lists an image's methods together
-                    cache = _image_context(scorer, image_path, info, runner, row, no_region)
+                    cache = _image_context(scorer, image_path, info, runner, row, no_region, failures)
                 context = dict(cache["context"])
                 if runner is not None:
                     context["model_fn"] = _row_model_fn(runner, info, cache, row)
@@ -388,12 +433,12 @@ def score_run(
             seconds = _float(row.get("seconds"))
             summary.add(method, {**values, SECONDS: seconds})
             stream.write({"image": row["image"], "method": method, "target": row.get("target", ""),
-                          "prediction": row.get("prediction", ""), "truth": row.get("truth", ""),
+                          "prediction": row.get("prediction", ""), "truth": truth_of(row),
                           "region": cache["status"], "normalization": normalization, **values,
                           "seconds": seconds})
             for metric in scorer.set_metrics:
                 acc = accumulators.setdefault(method, metric.accumulator())
-                acc.add(saliency, row.get("truth") or None, row.get("prediction"))
+                acc.add(saliency, truth_of(row) or None, predicted_class(row.get("prediction")))
             if progress is not None:
                 progress(number, len(rows))
     summary_rows, summary_columns = summary.rows([*scorer.columns, SECONDS], normalization)
@@ -404,8 +449,41 @@ def score_run(
         outputs["consistency"] = str(write_csv(consistency_path, consistency_rows,
                                                columns=["method", "class", "consistency", "n", "normalization"],
                                                overwrite=overwrite))
+    warnings = []
+    if scorer.set_metrics and not any(truth_of(row) for row in rows):
+        warnings.append("consistency needs each image's true class, and this run has none (no truth column in "
+                        "maps.csv, and the images are not in folders named after the predicted classes): "
+                        "its values are NaN")
     return ScoreResult(stream.count, columns, summary_rows, summary_columns, outputs, failures, no_region,
-                       consistency_rows, normalization, roi.describe() if roi is not None else None)
+                       consistency_rows, normalization, roi.describe() if roi is not None else None, warnings)
+
+
+_CONFIDENCE_RE = re.compile(r"^(.*?) \([0-9.eE+-]+\)$")
+
+
+def predicted_class(label: str | None) -> str | None:
+    """The class name in an ``explain`` prediction label: ``nodule (0.912)`` -> ``nodule``."""
+    if not label:
+        return None
+    match = _CONFIDENCE_RE.match(label.strip())
+    return match.group(1) if match else label.strip()
+
+
+def _truths(rows: list[dict[str, str]], base: Path, loaded: Any) -> Callable[[dict[str, str]], str]:
+    """A row's true class: its ``truth`` column, else the image's folder when the folder is named
+    after a class (folder-per-class layout: the model's classes, or the classes predicted in the run)."""
+    classes = set(getattr(getattr(loaded, "info", None), "class_names", None) or [])
+    if not classes:
+        classes = {c for c in (predicted_class(r.get("prediction")) for r in rows) if c}
+
+    def truth(row: dict[str, str]) -> str:
+        given = (row.get("truth") or "").strip()
+        if given:
+            return given
+        folder = _resolve(row["image"], base).parent.name
+        return folder if folder in classes else ""
+
+    return truth
 
 
 def _float(value: Any) -> float:
@@ -416,7 +494,7 @@ def _float(value: Any) -> float:
 
 
 def _image_context(scorer: Scorer, path: Path, info: Any, runner: Any, row: dict[str, str],
-                   no_region: list[tuple[str, str]]) -> dict[str, Any]:
+                   no_region: list[tuple[str, str]], failures: list[tuple[str, str]]) -> dict[str, Any]:
     from xaicli.io import read_image
 
     needs = scorer.needs
@@ -425,9 +503,11 @@ def _image_context(scorer: Scorer, path: Path, info: Any, runner: Any, row: dict
         return cache
     image = read_image(path)
     if scorer.roi is not None:
-        region, status = scorer.region(path, image, None)
+        region, status, failure = scorer.region(path, image, None)
         cache["status"] = status
-        if region is None:
+        if failure is not None:
+            failures.append((str(path), failure))
+        elif region is None:
             no_region.append((str(path), status))
         cache["context"]["region"] = region
     if runner is not None:

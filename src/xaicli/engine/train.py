@@ -201,6 +201,10 @@ def train(
         raise UsageError(f"batch size must be >= 1, not {batch_size}")
     if color not in (None, "grayscale", "rgb"):
         raise UsageError(f"color must be grayscale or rgb, not {color!r}")
+    if str(optimizer).lower() not in OPTIMIZERS:  # before reading any image, not after
+        raise UsageError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if not learning_rate > 0:
+        raise UsageError(f"learning rate must be positive, not {learning_rate}")
     augment_names = parse_augment(augment)
     size = parse_size(input_size)
     schedule = None

@@ -68,8 +68,30 @@ class MapMetric(Metric):
             raise UsageError(
                 f"unknown map normalization {normalization!r}; choose from {', '.join(NORMALIZATIONS)}"
             )
+        if params:  # a typo (deletion.stpes=10) must not be ignored silently
+            known = sorted(self.accepted_params())
+            raise UsageError(
+                f"metric {getattr(self, 'name', '') or type(self).__name__!r} has no parameter "
+                f"{', '.join(repr(k) for k in sorted(params))}; "
+                + (f"it takes {', '.join(known)}" if known else "it takes none")
+            )
         self.normalization = normalization
         self.params = params
+
+    @classmethod
+    def accepted_params(cls) -> set[str]:
+        """The keyword parameters of the metric's constructor (besides ``normalization``)."""
+        import inspect
+
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            init = klass.__dict__.get("__init__")
+            if init is None or klass is object:
+                continue
+            for parameter in inspect.signature(init).parameters.values():
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
+                    names.add(parameter.name)
+        return names - {"self", "normalization"}
 
     def column(self, region_label: str = "Roi") -> str:
         return self.label

@@ -141,10 +141,8 @@ def find_cam_layer(model: Any) -> str | None:
     return found
 
 
-def _infer_task(model: Any) -> str:
-    shape = tuple(model.output_shape) if not isinstance(model.output_shape, list) else None
-    if shape is None:
-        raise ModelError("the model has several outputs; xaicli needs one")
+def _infer_task(model: Any, path: Path) -> str:
+    shape = _single_output(model, path)
     if len(shape) == 4:
         return "segmentation"
     if len(shape) == 2 and (shape[1] or 1) > 1:
@@ -152,6 +150,15 @@ def _infer_task(model: Any) -> str:
     last = model.layers[-1]
     activation = getattr(getattr(last, "activation", None), "__name__", "linear")
     return "classification" if activation == "sigmoid" else "regression"
+
+
+def _single_output(model: Any, path: Path) -> tuple:
+    """The model's one output shape; several outputs are refused, naming the model file."""
+    shape = model.output_shape
+    if isinstance(shape, dict) or (isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple))):
+        count = len(shape)
+        raise ModelError(f"{path}: the model has {count} outputs; xaicli needs a model with one output")
+    return tuple(shape)
 
 
 def _parse_shape(value: Any) -> tuple[int, int, int]:
@@ -210,9 +217,16 @@ def load_model(
         stored = read_info(path)
         model = _keras_load(path, allow_unsafe)
 
-    model_shape = tuple(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
-    if model_shape is None:
-        raise ModelError(f"{path}: the model has several inputs; xaicli needs one image input")
+    input_shape_all = model.input_shape
+    if isinstance(input_shape_all, dict) or (isinstance(input_shape_all, (list, tuple)) and input_shape_all
+                                             and isinstance(input_shape_all[0], (list, tuple))):
+        raise ModelError(f"{path}: the model has {len(input_shape_all)} inputs; xaicli needs one image input")
+    model_shape = tuple(input_shape_all[1:])
+    if len(model_shape) != 3:  # before anything else: a vector or sequence model takes no image
+        raise ModelError(f"{path}: the model's input {model_shape} is not an image (height, width, channels)")
+    if model_shape[2] is not None and model_shape[2] not in (1, 3):
+        raise ModelError(f"{path}: the model takes images with {model_shape[2]} channels; xaicli feeds it "
+                         "grayscale (1 channel) or RGB (3 channels) images")
     if shape is None:
         if stored is not None:
             shape = tuple(stored.input_shape)
@@ -222,8 +236,6 @@ def load_model(
             raise ModelError(
                 f"{path}: the model accepts any input size {model_shape}; pass --input-shape H,W,C"
             )
-    if len(model_shape) != 3:
-        raise ModelError(f"{path}: the model's input {model_shape} is not an image (H, W, C)")
     for have, want in zip(model_shape, shape, strict=True):
         if have is not None and have != want:
             raise ModelError(f"{path}: the model takes inputs of shape {model_shape}, not {shape}")
@@ -232,7 +244,7 @@ def load_model(
         info = stored
         info.input_shape = shape  # type: ignore[assignment]
     else:
-        inferred = task or _infer_task(model)
+        inferred = task or _infer_task(model, path)
         info = ModelInfo(task=inferred, input_shape=shape, extra={"foreign": True})
     if task is not None:
         info.task = task
@@ -247,7 +259,7 @@ def load_model(
     # Otherwise a foreign model's CAM layer is left to ModelRunner.default_cam_layer, which also
     # looks inside nested backbones.
 
-    outputs = model.output_shape
+    outputs = _single_output(model, path)
     units = int(outputs[-1] or 1)
     if class_names is not None:
         info.class_names = list(class_names)
