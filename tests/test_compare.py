@@ -259,3 +259,18 @@ def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path,
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert len(list(out.glob("grid-*.png"))) == 6
+
+
+def test_compare_on_logits_marks_the_target_and_checks_the_choice(tiny, tmp_path):
+    runner = CliRunner()
+    good = tmp_path / "good"
+    _good_copy(tiny, good)
+    out = tmp_path / "logit"
+    r = runner.invoke(app, ["compare", str(good), "--model", str(tiny / "model.keras"), "--methods", "gradcam,saliency",
+                            "--score", "logit", "--sanity", "--output", str(out), "--deletion-steps", "6"])
+    assert r.exit_code == 0, r.output
+    rows = _rows(out / "scores.csv")
+    assert rows and all(row["target"].endswith("(logit)") for row in rows if row["method"] != "random")
+    bad = runner.invoke(app, ["compare", str(good), "--model", str(tiny / "model.keras"), "--score", "logits",
+                              "--output", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--score" in bad.output

@@ -28,6 +28,7 @@ def compare(
     sanity: bool = typer.Option(False, "--sanity", help="Randomisation sanity check: also explain with a weight-randomised copy of the model and score the similarity (low is good)."),
     random_baseline: bool = typer.Option(True, "--random-baseline/--no-random-baseline", help="Score a random map per image as the chance reference row."),
     target: str = typer.Option(None, help="What to explain: predicted (default), a class index or name, output:K."),
+    score: str = typer.Option("probability", help="What a class target weighs: probability or logit (before the softmax/sigmoid; see docs/explainers.md)."),
     labels: Path = typer.Option(None, help="Regression truth: CSV with a file column and a value column."),
     label_column: str = typer.Option(None, help="The value column of --labels."),
     pattern: str = typer.Option(None, help="Regression truth from file names, e.g. '{age}_*' or 'utkface' (recognised by itself)."),
@@ -60,6 +61,8 @@ def compare(
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
+    if score not in ("probability", "logit"):
+        raise UsageError(f"--score must be probability or logit, not {score!r}")
     # the same method options and --param syntax as `xaicli explain`
     chosen = method_params(parse_list(methods), {"layer": layer, "steps": steps, "samples": samples,
                                                   "masks": masks, "segmentation": segmentation}, param or [])
@@ -73,7 +76,7 @@ def compare(
         result = engine_compare(
             loaded, list(inputs), chosen, output,
             roi=region, metrics=metrics, normalization=normalization,
-            metric_params=metric_params(deletion_steps, tolerance, metric_param), target=target,
+            metric_params=metric_params(deletion_steps, tolerance, metric_param), target=target, score=score,
             batch_size=batch_size, sanity=sanity, random_baseline=random_baseline, labels=labels,
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
             colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,

@@ -120,6 +120,7 @@ def compare(
     normalization: str = "positive",
     metric_params: dict[str, dict[str, Any]] | None = None,
     target: str | None = None,
+    score: str = "probability",
     batch_size: int = 16,
     sanity: bool = False,
     random_baseline: bool = True,
@@ -190,7 +191,7 @@ def compare(
     if sanity:
         from xaicli.runner import ModelRunner
 
-        random_runner = ModelRunner(randomized_copy(loaded.model, seed), batch_size=batch_size)
+        random_runner = ModelRunner(randomized_copy(loaded.model, seed), batch_size=batch_size, score=score)
         for name, params in methods:
             explainer = make_explainer(name, params)
             if hasattr(explainer, "layer") and getattr(explainer, "layer", None) is None and info.cam_layer:
@@ -224,7 +225,8 @@ def compare(
         stack.callback(grid.discard)  # a failed run leaves no page behind (no-op after close)
         scores = CsvStream(stack, paths["scores"], score_columns, overwrite=overwrite)
         predictions = CsvStream(stack, paths["predictions"], prediction_columns, overwrite=overwrite)
-        results = explain_files(loaded, files, methods, target=target, batch_size=batch_size, names=display_names)
+        results = explain_files(loaded, files, methods, target=target, batch_size=batch_size, names=display_names,
+                                score=score)
         for index, result in enumerate(results):
             done += len(methods)
             if not result.ok:
