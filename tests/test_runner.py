@@ -139,3 +139,26 @@ def test_regression_and_segmentation_targets():
     multi[0, 0, 0] = [0, 0, 1]
     t = resolve_target(multi, ModelInfo(task="segmentation", input_shape=(2, 2, 1)))
     assert t.weights[0, 0, 0, 2] == 1 and t.weights.sum() == 1
+
+
+def test_the_engine_traces_every_call_a_method_makes_before_timing_it():
+    """explain_files traces ahead (xaicli.engine.explain._trace): no method pays for tracing in
+    its seconds per image, so the first method of a comparison is not made to look slow."""
+    from xaicli import plugins
+    from xaicli.engine.explain import _trace, make_explainer
+
+    small = {"rise": {"n_masks": 8}, "lime": {"num_samples": 8, "segmentation": "grid"}, "ig": {"steps": 2},
+             "smoothgrad": {"n_samples": 2}, "smoothgrad-squared": {"n_samples": 2}, "vargrad": {"n_samples": 2},
+             "scorecam": {"max_channels": 2}, "occlusion": {"patch_size": 4, "stride": 4}}
+    x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 2)).astype(np.float32)
+    for name in plugins.names("explainers"):
+        runner = ModelRunner(_model(), batch_size=4)
+        explainer = make_explainer(name, small.get(name, {}))
+        _trace(runner, [explainer])
+        functions = [runner._forward, runner._score, runner._grad, *(f for pair in runner._taps.values() for f in pair)]
+        before = [f.experimental_get_tracing_count() for f in functions]
+        taps = set(runner._taps)
+        target = resolve_target(runner.predict(x), ModelInfo(task="classification", input_shape=(8, 8, 2)))
+        explainer.explain(runner, x, target)
+        assert [f.experimental_get_tracing_count() for f in functions] == before, name
+        assert set(runner._taps) == taps, f"{name} tapped layers that were not traced ahead"

@@ -119,6 +119,9 @@ class Explainer(ABC):
     name: ClassVar[str] = ""
     #: True when the method needs gradients (it cannot explain a black-box model)
     needs_gradients: ClassVar[bool] = False
+    #: True when it scores (perturbed) inputs with forward passes; the engine traces the compiled
+    #: calls a method uses before timing it, so seconds per image never include tracing
+    needs_scores: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         self.params = params

@@ -245,6 +245,21 @@ class ModelRunner:
             )
         return self._weights(target, rows)
 
+    def trace(self, *, scores: bool = False, gradients: bool = False, layers: Sequence[Sequence[LayerRef]] = ()) -> None:
+        """Trace the compiled calls once on one row, ahead of any timing: tracing costs 0.2-3 s
+        per function the first time, and would otherwise be charged to whichever method ran first."""
+        x = np.zeros((1, *self.input_shape), np.float32)
+        w = np.zeros((1, *self.output_shape), np.float32)
+        self._forward(x)
+        if scores:
+            self._score(x, w)
+        if gradients:
+            self._grad(x, w)
+        for refs in layers:
+            fwd, grad = self._tap(refs)
+            fwd(x)
+            grad(x, w)
+
     # -------------------------------------------------------------- layers (CAM)
 
     def layers(self) -> list[LayerRef]:

@@ -189,6 +189,7 @@ def explain_files(
     if runner.input_shape != tuple(info.input_shape):
         raise ModelError(f"model input {runner.input_shape} differs from its description {tuple(info.input_shape)}")
     _check_methods(methods, explainers, runner, info)
+    _trace(runner, explainers)
     files = [Path(f) for f in files]
     names = list(names) if names is not None else [f.stem for f in files]
     if target_mask is not None and info.task != "segmentation":
@@ -248,6 +249,16 @@ def _check_methods(methods, explainers, runner, info) -> None:
                 explainer.layer = info.cam_layer
             except Exception:
                 pass
+
+
+def _trace(runner, explainers) -> None:
+    """Trace what the methods will call before timing them (CAM layers: their own taps)."""
+    cams = [e for e in explainers if hasattr(e, "layer_names")]
+    runner.trace(
+        scores=any(getattr(e, "needs_scores", True) for e in explainers),
+        gradients=any(getattr(e, "needs_gradients", False) for e in explainers if e not in cams),
+        layers=[runner.resolve_layers(e.layer_names()) for e in cams],
+    )
 
 
 def _differentiable(runner) -> bool:

@@ -40,13 +40,14 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 
 class _CAM(Explainer):
     needs_gradients: ClassVar[bool] = True
+    needs_scores: ClassVar[bool] = False
 
     def __init__(self, layer: str | list[str] | tuple[str, ...] | None = None, **params: Any) -> None:
         super().__init__(layer=layer, **params)
         self.layer = layer
         self.extras: dict[str, Any] = {}
 
-    def _layer_names(self) -> list[str] | None:
+    def layer_names(self) -> list[str] | None:
         if self.layer is None:
             return None
         if isinstance(self.layer, str):
@@ -77,7 +78,7 @@ class GradCAM(_CAM):
         return grads.mean(axis=(1, 2))
 
     def layer_maps(self, runner, images, target):
-        refs = runner.resolve_layers(self._layer_names())
+        refs = runner.resolve_layers(self.layer_names())
         _, acts, grads = runner.activation_gradients(images, target, refs)
         out = {}
         for ref, a, g in zip(refs, acts, grads, strict=True):
@@ -106,6 +107,7 @@ class ScoreCAM(_CAM):
 
     name: ClassVar[str] = "scorecam"
     needs_gradients: ClassVar[bool] = False
+    needs_scores: ClassVar[bool] = True
 
     def __init__(self, layer=None, max_channels: int | None = None, **params: Any) -> None:
         super().__init__(layer=layer, **params)
@@ -114,7 +116,7 @@ class ScoreCAM(_CAM):
     def layer_maps(self, runner, images, target):
         from xaicli.runner import Stack
 
-        refs = runner.resolve_layers(self._layer_names())
+        refs = runner.resolve_layers(self.layer_names())
         all_acts = runner.activations(images, refs)
         size = runner.input_shape[:2]
         base = runner.scores(np.zeros_like(images), target, np.arange(len(images)))

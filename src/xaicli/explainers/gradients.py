@@ -34,6 +34,7 @@ class Saliency(Explainer):
 
     name: ClassVar[str] = "saliency"
     needs_gradients: ClassVar[bool] = True
+    needs_scores: ClassVar[bool] = False
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
         _, grads = runner.gradients(images, target, np.arange(len(images)))
@@ -45,6 +46,7 @@ class GradientXInput(Explainer):
 
     name: ClassVar[str] = "gradient-x-input"
     needs_gradients: ClassVar[bool] = True
+    needs_scores: ClassVar[bool] = False
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
         _, grads = runner.gradients(images, target, np.arange(len(images)))
@@ -53,6 +55,7 @@ class GradientXInput(Explainer):
 
 class _Noisy(Explainer):
     needs_gradients: ClassVar[bool] = True
+    needs_scores: ClassVar[bool] = False
 
     def __init__(self, n_samples: int = 50, noise_level: float = 0.2, seed: int = 0, **params: Any) -> None:
         super().__init__(n_samples=n_samples, noise_level=noise_level, seed=seed, **params)
