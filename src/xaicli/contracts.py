@@ -112,7 +112,7 @@ class Explainer(ABC):
 
     Subclasses set ``name`` (what users type), document every constructor parameter and its
     default in the class docstring with the paper it comes from, and implement :meth:`explain`.
-    All model calls go through the ``runner`` (``xaicli.runner.ModelRunner``), which batches,
+    All model calls go through the ``runner`` (``xaicli.runner.ModelRunner``), which batches
     and compiles; an explainer never calls the Keras model itself.
     """
 
