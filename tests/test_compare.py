@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -274,3 +275,40 @@ def test_compare_on_logits_marks_the_target_and_checks_the_choice(tiny, tmp_path
     bad = runner.invoke(app, ["compare", str(good), "--model", str(tiny / "model.keras"), "--score", "logits",
                               "--output", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "--score" in bad.output
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("data,model,roi,columns", [
+    ("chest/test", "chest", "sample_data/chest/masks/lesion/test", ["RoiRatio", "BackgroundRatio", "Entropy", "PointingHit"]),
+    ("faces/test", "faces", "face-masks:sample_data/faces/masks/test", ["FaceRatio", "BackgroundRatio", "Entropy", "PointingHit"]),
+])
+def test_compare_on_the_shipped_sample_data(tmp_path, data, model, roi, columns):
+    """The signature command on (a slice of) the shipped data and model: the age study's table
+    shape, and Grad-CAM pointing into the known evidence (lesions; faces carry the age)."""
+    import os
+
+    root = REPO / "sample_data" / data
+    images = sorted(p for p in root.rglob("*") if p.suffix in (".png", ".jpg"))
+    picked = [str(p) for p in images[:: max(1, len(images) // 8)]][:8]  # 8 images across the classes
+    out = tmp_path / "out"
+    cwd = os.getcwd()
+    os.chdir(REPO)  # the ROI paths are given as a user types them, from the repository root
+    try:
+        result = CliRunner().invoke(app, ["compare", *picked, "--model", str(REPO / f"sample_data/models/{model}/model.keras"),
+                                          "--methods", "gradcam,ig,lime,rise", "--roi", roi, "--output", str(out),
+                                          "--steps", "16", "--masks", "500", "--samples", "100", "--deletion-steps", "10"])
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 0, result.output
+    summary = _rows(out / "summary.csv")
+    assert [r["Method"] for r in summary] == ["gradcam", "ig", "lime", "rise", "random"]
+    assert list(summary[0])[1:5] == columns
+    assert {"Deletion", "Insertion", "SecondsPerImage"} <= set(summary[0])
+    by_method = {r["Method"]: r for r in summary}
+    assert float(by_method["gradcam"]["PointingHit"]) > float(by_method["random"]["PointingHit"])
+    assert float(by_method["gradcam"][columns[0]]) > float(by_method["random"][columns[0]])
+    assert (out / "grid-001.png").is_file() and len(_rows(out / "predictions.csv")) == len(picked)
+    if model == "faces":
+        assert list(_rows(out / "predictions.csv")[0]) == ["file", "predicted", "true", "abs_error"]
