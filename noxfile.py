@@ -28,7 +28,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff: lint the package, tests, plugins and benchmarks."""
     session.install("ruff")
-    session.run("ruff", "check", "src", "tests", "plugins", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "src", "tests", "plugins", "benchmarks", "scripts", "noxfile.py")
 
 
 @nox.session
