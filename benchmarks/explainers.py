@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-rounds", type=int, default=15, help="rounds for methods of one or two model evaluations")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--no-prefetch", action="store_true", help="build perturbation chunks in line, not ahead in a thread")
     parser.add_argument("--output", default="bench-results/explainers.md")
     args = parser.parse_args(argv)
 
@@ -233,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     from xaicli.runner import ModelRunner
     from xaicli.targets import resolve_target
 
+    if args.no_prefetch:
+        import xaicli.runner
+
+        xaicli.runner.PREFETCH = False
     settings = QUICK if args.quick else FULL
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     lines = [
