@@ -155,10 +155,38 @@ def test_the_engine_traces_every_call_a_method_makes_before_timing_it():
         runner = ModelRunner(_model(), batch_size=4)
         explainer = make_explainer(name, small.get(name, {}))
         _trace(runner, [explainer])
-        functions = [runner._forward, runner._score, runner._grad, *(f for pair in runner._taps.values() for f in pair)]
+        functions = [runner._forward, runner._score, runner._grad, runner._blend,
+                     *(f for pair in runner._taps.values() for f in pair)]
         before = [f.experimental_get_tracing_count() for f in functions]
         taps = set(runner._taps)
         target = resolve_target(runner.predict(x), ModelInfo(task="classification", input_shape=(8, 8, 2)))
         explainer.explain(runner, x, target)
         assert [f.experimental_get_tracing_count() for f in functions] == before, name
         assert set(runner._taps) == taps, f"{name} tapped layers that were not traced ahead"
+
+
+def test_blends_equal_copies_built_in_numpy_with_and_without_output_weights():
+    """iter_blend_scores blends fill + (image - fill) * mask in the compiled call; a plugin target
+    that only has score() gets the same copies built in NumPy."""
+    from xaicli.runner import Blend
+
+    model = _model()
+    runner = ModelRunner(model, batch_size=4)
+    rng = np.random.default_rng(3)
+    images = rng.uniform(0, 1, (2, 8, 8, 2)).astype(np.float32)
+    fills = rng.uniform(0, 1, (2, 1, 1, 2)).astype(np.float32)
+    masks = rng.uniform(0, 1, (10, 8, 8)).astype(np.float32)
+    rows = np.array([0] * 5 + [1] * 5)
+    copies = fills[rows] + (images[rows] - fills[rows]) * masks[..., None]
+    target = resolve_target(runner.predict(images), ModelInfo(task="classification", input_shape=(8, 8, 2)))
+    expected = runner.scores(copies, target, rows)
+
+    class ScoreOnly:  # a third-party target: no output weights
+        def score(self, outputs, rows_):
+            return target.score(outputs, rows_)
+
+    for tgt in (target, ScoreOnly()):
+        got = list(runner.iter_blend_scores(Blend(images, fills, rows, lambda a, b: masks[a:b]), tgt))
+        assert [(s, e) for s, e, _, _ in got] == [(0, 4), (4, 8), (8, 10)]
+        np.testing.assert_allclose(np.concatenate([m for _, _, m, _ in got]), masks)
+        np.testing.assert_allclose(np.concatenate([s for _, _, _, s in got]), expected, rtol=1e-5, atol=1e-6)

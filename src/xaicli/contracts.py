@@ -122,6 +122,8 @@ class Explainer(ABC):
     #: True when it scores (perturbed) inputs with forward passes; the engine traces the compiled
     #: calls a method uses before timing it, so seconds per image never include tracing
     needs_scores: ClassVar[bool] = True
+    #: True when it scores masked copies through ``runner.iter_blend_scores`` (RISE, LIME, ...)
+    needs_blends: ClassVar[bool] = False
 
     def __init__(self, **params: Any) -> None:
         self.params = params

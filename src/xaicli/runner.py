@@ -57,6 +57,31 @@ class Stack:
         return cls(len(array), rows, lambda a, b: array[a:b])
 
 
+@dataclass
+class Blend:
+    """Perturbed copies ``fill + (image - fill) * mask`` of a few images (RISE, LIME, occlusion).
+
+    Only the masks cross from NumPy (``build(start, stop)`` -> (n, H, W) float32, a third of the
+    data of an RGB stack); the gather and blend run inside the compiled call, in TensorFlow's
+    threads. ``images`` and ``fills`` are (b, H, W, C) model inputs; ``rows[i]`` is the image
+    copy i is made from (and whose target it scores).
+    """
+
+    images: np.ndarray
+    fills: np.ndarray  # (b, H, W, C), or per image and channel as (b, 1, 1, C)
+    rows: np.ndarray
+    build: Callable[[int, int], np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def inputs(self, start: int, stop: int, masks: np.ndarray) -> np.ndarray:
+        """The same copies built in NumPy (for targets without output weights)."""
+        rows = self.rows[start:stop]
+        fills = self.fills[rows]
+        return fills + (self.images[rows] - fills) * masks[..., None]
+
+
 def _as_stack(x: np.ndarray | Stack, rows: Sequence[int] | np.ndarray | None) -> Stack:
     if isinstance(x, Stack):
         return x
@@ -135,6 +160,10 @@ class ModelRunner:
         self._forward = tf.function(lambda x: self._forward_py(x), input_signature=[self._x_spec])
         self._score = tf.function(lambda x, w: self._score_py(x, w), input_signature=[self._x_spec, self._w_spec])
         self._grad = tf.function(lambda x, w: self._grad_py(x, w), input_signature=[self._x_spec, self._w_spec])
+        mask_spec = tf.TensorSpec((None, *self.input_shape[:2]), tf.float32)
+        rows_spec = tf.TensorSpec((None,), tf.int32)
+        self._blend = tf.function(lambda images, fills, rows, masks, w: self._blend_py(images, fills, rows, masks, w),
+                                  input_signature=[self._x_spec, self._x_spec, rows_spec, mask_spec, self._w_spec])
         self._taps: dict[tuple[str, ...], Any] = {}
         self._layers: list[LayerRef] | None = None
         #: model calls made, in rows (for tests and the benchmark's cost floor)
@@ -151,6 +180,12 @@ class ModelRunner:
     def _score_py(self, x, w):
         return self._tf.reduce_sum(self._out(self.explained, x) * w, axis=self._axes)
 
+    def _blend_py(self, images, fills, rows, masks, w):
+        tf = self._tf
+        fill = tf.gather(fills, rows)
+        x = fill + (tf.gather(images, rows) - fill) * masks[..., None]
+        return tf.reduce_sum(self._out(self.explained, x) * w, axis=self._axes)
+
     def _grad_py(self, x, w):
         tf = self._tf
         with tf.GradientTape() as tape:
@@ -161,7 +196,7 @@ class ModelRunner:
 
     # -------------------------------------------------------------- chunking
 
-    def _chunks(self, stack: Stack) -> Iterator[tuple[int, int, np.ndarray]]:
+    def _chunks(self, stack: Stack, shape: tuple[int, ...] | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
         """Chunks of ``batch_size`` rows, each built while the previous one is in the model.
 
         One worker thread builds chunk k+1 (NumPy releases the GIL) while the caller runs chunk k
@@ -169,14 +204,15 @@ class ModelRunner:
         worker the chunks are built in order, so seeded builds give the same rows as before.
         """
         starts = list(range(0, len(stack), self.batch_size))
+        shape = self.input_shape if shape is None else shape
 
         def make(start: int) -> tuple[int, int, np.ndarray]:
             stop = min(start + self.batch_size, len(stack))
             return start, stop, np.asarray(stack.build(start, stop), dtype=np.float32)
 
         def checked(start: int, stop: int, chunk: np.ndarray) -> tuple[int, int, np.ndarray]:
-            if chunk.shape[1:] != self.input_shape:
-                raise ModelError(f"model expects inputs of shape {self.input_shape}, got {chunk.shape[1:]}")
+            if chunk.shape[1:] != shape:
+                raise ModelError(f"model expects inputs of shape {shape}, got {chunk.shape[1:]}")
             self.rows_evaluated += stop - start
             return start, stop, chunk
 
@@ -217,6 +253,22 @@ class ModelRunner:
                 out = self._forward(chunk)
                 yield start, stop, np.asarray(target.score(out, stack.rows[start:stop]), np.float32)
 
+    def iter_blend_scores(self, blend: Blend, target: Any) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+        """(start, stop, masks, target scores) per chunk of a :class:`Blend`."""
+        tf = self._tf
+        images = tf.constant(np.asarray(blend.images, np.float32))
+        fills = tf.constant(np.broadcast_to(np.asarray(blend.fills, np.float32), blend.images.shape))
+        masks_only = Stack(len(blend), blend.rows, blend.build)
+        for start, stop, masks in self._chunks(masks_only, self.input_shape[:2]):
+            rows = blend.rows[start:stop]
+            if hasattr(target, "weights_for"):
+                w = self._weights(target, rows)
+                scores = self._blend(images, fills, rows.astype(np.int32), masks, w).numpy()
+            else:  # a plugin target without weights: build the copies here, score them eagerly
+                out = self._forward(blend.inputs(start, stop, masks))
+                scores = np.asarray(target.score(out, rows), np.float32)
+            yield start, stop, masks, scores
+
     def scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None) -> np.ndarray:
         parts = [s for _, _, s in self.iter_scores(x, target, rows)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
@@ -245,7 +297,8 @@ class ModelRunner:
             )
         return self._weights(target, rows)
 
-    def trace(self, *, scores: bool = False, gradients: bool = False, layers: Sequence[Sequence[LayerRef]] = ()) -> None:
+    def trace(self, *, scores: bool = False, gradients: bool = False, blends: bool = False,
+              layers: Sequence[Sequence[LayerRef]] = ()) -> None:
         """Trace the compiled calls once on one row, ahead of any timing: tracing costs 0.2-3 s
         per function the first time, and would otherwise be charged to whichever method ran first."""
         x = np.zeros((1, *self.input_shape), np.float32)
@@ -253,6 +306,8 @@ class ModelRunner:
         self._forward(x)
         if scores:
             self._score(x, w)
+        if blends:
+            self._blend(x, x, np.zeros(1, np.int32), np.ones((1, *self.input_shape[:2]), np.float32), w)
         if gradients:
             self._grad(x, w)
         for refs in layers:

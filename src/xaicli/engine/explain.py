@@ -256,6 +256,7 @@ def _trace(runner, explainers) -> None:
     cams = [e for e in explainers if hasattr(e, "layer_names")]
     runner.trace(
         scores=any(getattr(e, "needs_scores", True) for e in explainers),
+        blends=any(getattr(e, "needs_blends", False) for e in explainers),
         gradients=any(getattr(e, "needs_gradients", False) for e in explainers if e not in cams),
         layers=[runner.resolve_layers(e.layer_names()) for e in cams],
     )

@@ -108,13 +108,14 @@ class ScoreCAM(_CAM):
     name: ClassVar[str] = "scorecam"
     needs_gradients: ClassVar[bool] = False
     needs_scores: ClassVar[bool] = True
+    needs_blends: ClassVar[bool] = True
 
     def __init__(self, layer=None, max_channels: int | None = None, **params: Any) -> None:
         super().__init__(layer=layer, **params)
         self.max_channels = None if max_channels is None else check_positive("max_channels", max_channels)
 
     def layer_maps(self, runner, images, target):
-        from xaicli.runner import Stack
+        from xaicli.runner import Blend
 
         refs = runner.resolve_layers(self.layer_names())
         all_acts = runner.activations(images, refs)
@@ -137,11 +138,12 @@ class ScoreCAM(_CAM):
                     ch = channels[i][j - offsets[i]]
                     m = upsample(acts[i, :, :, ch][None], size)[0]
                     lo, hi = m.min(), m.max()
-                    m = (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
-                    out_chunk.append(images[i] * m[:, :, None])
+                    out_chunk.append((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m))
                 return np.stack(out_chunk)
 
-            scores = runner.scores(Stack(int(offsets[-1]), rows, build), target)
+            # x * s(Up(A_k)), blended in the compiled call (fill 0)
+            blend = Blend(images, np.zeros((b, 1, 1, images.shape[-1]), np.float32), rows, build)
+            scores = np.concatenate([s for _, _, _, s in runner.iter_blend_scores(blend, target)])
             cams = np.zeros((b, h, w), np.float32)
             for i in range(b):
                 # Algorithm 1 of the paper: the increases of confidence, softmax-normalised over

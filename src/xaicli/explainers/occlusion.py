@@ -32,6 +32,7 @@ class Occlusion(Explainer):
     """Occlusion sensitivity (Zeiler & Fergus, ECCV 2014)."""
 
     name: ClassVar[str] = "occlusion"
+    needs_blends: ClassVar[bool] = True
 
     def __init__(self, patch_size: int | None = None, stride: int | None = None, fill: str | float = "black", **params: Any) -> None:
         super().__init__(patch_size=patch_size, stride=stride, fill=fill, **params)
@@ -45,7 +46,7 @@ class Occlusion(Explainer):
         self.fill = fill
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
-        from xaicli.runner import Stack
+        from xaicli.runner import Blend
 
         images = np.asarray(images, np.float32)
         b, (h, w, c) = len(images), runner.input_shape
@@ -61,15 +62,16 @@ class Occlusion(Explainer):
             fills = np.full((b, c), float(self.fill), np.float32)
         n = len(boxes)
 
-        def build(start: int, stop: int) -> np.ndarray:
-            out = images[np.arange(start, stop) // n].copy()
+        def build(start: int, stop: int) -> np.ndarray:  # 0 inside the patch: the fill shows
+            masks = np.ones((stop - start, h, w), np.float32)
             for k, j in enumerate(range(start, stop)):
                 y, x = boxes[j % n]
-                out[k, y : y + patch, x : x + patch, :] = fills[j // n]
-            return out
+                masks[k, y : y + patch, x : x + patch] = 0.0
+            return masks
 
         rows = np.repeat(np.arange(b), n)
-        scores = runner.scores(Stack(b * n, rows, build), target)
+        blend = Blend(images, np.asarray(fills, np.float32).reshape(b, 1, 1, c), rows, build)
+        scores = np.concatenate([s for _, _, _, s in runner.iter_blend_scores(blend, target)])
         full = runner.scores(images, target, np.arange(b))
         drop = full[:, None] - scores.reshape(b, n)
         total = np.zeros((b, h, w), np.float64)

@@ -8,7 +8,8 @@ binary grid whose cells are kept with probability ``p``, upsampled bilinearly to
 ``[0, ceil(H / s)) x [0, ceil(W / s))``.
 
 The grids and shifts are drawn once per run from ``seed`` and reused for every image (upsampled
-masks are kept in memory when they fit in 256 MiB, otherwise rebuilt chunk by chunk).
+masks are kept in memory when they fit in 256 MiB, otherwise rebuilt chunk by chunk; the model
+sees ``x * M`` blended inside the compiled call, and the weighted sum reuses the chunk's masks).
 
 Parameters: ``n_masks`` (default 4000, the paper's setting for ResNet50), ``grid_size`` s (default
 7), ``p`` (default 0.5), ``seed`` (default 0), ``center`` (default false). The masked images are ``x * M`` in model-input units
@@ -52,12 +53,6 @@ class RISEMasks:
 
         if getattr(self, "_all", None) is not None:
             return self._all[start:stop]
-        # The chunk built for the model inputs is asked for again for the weighted sum; by then the
-        # runner's build-ahead thread has built the next chunk, so keep the last few, not one.
-        recent = self.__dict__.setdefault("_recent", {})
-        hit = recent.get((start, stop))
-        if hit is not None:
-            return hit
         h, w = self.size
         up = ((self.s + 1) * self.cell[0], (self.s + 1) * self.cell[1])
         out = np.empty((stop - start, h, w), np.float32)
@@ -65,16 +60,26 @@ class RISEMasks:
             big = cv2.resize(self.grids[i], (up[1], up[0]), interpolation=cv2.INTER_LINEAR)
             dy, dx = self.shifts[i]
             out[k] = big[dy : dy + h, dx : dx + w]
-        recent[(start, stop)] = out
-        while len(recent) > 4:
-            recent.pop(next(iter(recent)))
         return out
+
+    def cycle(self, start: int, stop: int) -> np.ndarray:
+        """Masks ``start % n`` ... for rows ``start:stop`` of a stack that repeats the N masks for
+        each image (a chunk may run from one image's last masks into the next image's first)."""
+        parts = []
+        while start < stop:
+            first = start % self.n
+            end = min(stop, start + self.n - first)
+            parts.append(self.build(first, first + end - start))
+            start = end
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 class RISE(Explainer):
     """RISE (Petsiuk et al., BMVC 2018): score-weighted sum of random masks, divided by N p."""
 
     name: ClassVar[str] = "rise"
+    needs_scores: ClassVar[bool] = False
+    needs_blends: ClassVar[bool] = True
 
     def __init__(self, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, seed: int = 0,
                  center: bool | str = False, **params: Any) -> None:
@@ -99,34 +104,24 @@ class RISE(Explainer):
         return self._masks
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
-        from xaicli.runner import Stack
+        from xaicli.runner import Blend
 
         images = np.asarray(images, np.float32)
         b, n = len(images), self.n_masks
         masks = self.masks(runner.input_shape[:2])
-
-        def build(start: int, stop: int) -> np.ndarray:
-            j = np.arange(start, stop)
-            out = np.empty((stop - start, *images.shape[1:]), np.float32)
-            # chunks cover runs of one image: multiply each run by its masks at once
-            for i in np.unique(j // n):
-                sel = (j // n) == i
-                m = masks.build(int(j[sel][0] % n), int(j[sel][-1] % n) + 1)
-                out[sel] = images[i] * m[:, :, :, None]
-            return out
-
+        # x * M: masked pixels become 0 in model-input units, as in the paper's implementation
+        fills = np.zeros((b, 1, 1, images.shape[-1]), np.float32)
         rows = np.repeat(np.arange(b), n)
         sal = np.zeros((b, *runner.input_shape[:2]), np.float64)
         score_sums = np.zeros(b, np.float64)
         mask_sum = np.zeros(runner.input_shape[:2], np.float64)  # sum_i M_i: the same for every image
-        for start, stop, scores in runner.iter_scores(Stack(b * n, rows, build), target):
-            j = np.arange(start, stop)
-            for i in np.unique(j // n):
-                sel = (j // n) == i
-                m = masks.build(int(j[sel][0] % n), int(j[sel][-1] % n) + 1)
-                # float32 matrix-vector product (BLAS), summed into float64 across chunks: a float64
-                # tensordot would first copy every chunk of masks to float64 (as slow as the model
-                # on small networks)
+        for start, stop, chunk, scores in runner.iter_blend_scores(Blend(images, fills, rows, masks.cycle), target):
+            owner = rows[start:stop]
+            for i in np.unique(owner):
+                sel = owner == i
+                m = chunk[sel]
+                # float32 matrix-vector product (BLAS), summed into float64 across chunks: a
+                # float64 tensordot would first copy every chunk of masks to float64
                 sal[i] += (scores[sel].astype(np.float32) @ m.reshape(len(m), -1)).reshape(m.shape[1:])
                 score_sums[i] += scores[sel].sum(dtype=np.float64)
                 if self.center and i == 0:
