@@ -44,13 +44,21 @@ def per_image_rng(seed: int, index_in_run: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(index_in_run)])
 
 
+def weighted_sum(coef: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``sum_i coef[i] * values[i]`` in float32 with NumPy's own loops (einsum without BLAS).
+
+    Why not ``tensordot`` / ``@``: they call BLAS, whose threads (OpenBLAS) keep spinning after
+    every call and, on a 2-core machine, took 25-30 % of the time of the model calls running in
+    TensorFlow's threads between them (RISE on MobileNetV2: 1.29x of the cost floor, 1.0x with this).
+    """
+    values = np.asarray(values, np.float32)
+    return np.einsum("n,n...->...", np.asarray(coef, np.float32), values)
+
+
 def accumulate(total: np.ndarray, rows: np.ndarray, values: np.ndarray, coef: np.ndarray | None = None) -> None:
     """``total[rows[i]] += coef[i] * values[i]`` (rows come in runs: sum each run at once)."""
     for r in np.unique(rows):
         sel = rows == r
         part = values[sel]
-        if coef is not None:
-            part = np.tensordot(coef[sel], part, axes=(0, 0))
-        else:
-            part = part.sum(axis=0)
+        part = weighted_sum(coef[sel], part) if coef is not None else part.sum(axis=0)
         total[r] += part

@@ -110,7 +110,7 @@ class IntegratedGradients(Explainer):
         coef = np.tile(self.weights, b)
         total = np.zeros(images.shape, np.float64)
         for start, stop, _, _, grads in runner.iter_gradients(Stack(b * n, rows, build), target):
-            accumulate(total, rows[start:stop], grads.astype(np.float64), coef[start:stop])
+            accumulate(total, rows[start:stop], grads, coef[start:stop])
         attributions = (diff * total).sum(axis=-1)
         ends = runner.scores(np.concatenate([images, base]), target, np.concatenate([np.arange(b)] * 2))
         delta = ends[:b].astype(np.float64) - ends[b:]
