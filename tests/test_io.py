@@ -8,6 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from helpers import write_dicom
 from PIL import Image
 
 from xaicli import io
@@ -124,36 +125,9 @@ def test_folder_walk_is_recursive_sorted_and_skips_hidden_and_non_images(tmp_pat
 # ------------------------------------------------------------------------------------ DICOM
 
 
-def _dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.PatientName = "Secret^Person"
-    frames = pixels.shape[0] if pixels.ndim == 3 and attributes.get("SamplesPerPixel", 1) == 1 else 1
-    ds.Rows, ds.Columns = pixels.shape[-2], pixels.shape[-1]
-    if frames > 1:
-        ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    for key, value in attributes.items():
-        setattr(ds, key, value)
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_dicom_rescale_and_window(tmp_path):
     stored = np.array([[0, 1000], [2000, 4000]], np.uint16)
-    path = _dicom(tmp_path / "w.dcm", stored, RescaleSlope="1", RescaleIntercept="-1000",
+    path = write_dicom(tmp_path / "w.dcm", stored, RescaleSlope="1", RescaleIntercept="-1000",
                   WindowCenter="0", WindowWidth="2000")
     image = io.read_image(path)[..., 0]
     # modality values -1000, 0, 1000, 3000; window [-1000, 1000) -> 0 .. 1, clipped above.
@@ -164,16 +138,16 @@ def test_dicom_rescale_and_window(tmp_path):
 
 def test_dicom_without_window_uses_full_range_and_monochrome1_is_inverted(tmp_path):
     stored = np.array([[0, 100], [200, 400]], np.uint16)
-    plain = io.read_image(_dicom(tmp_path / "p.dcm", stored))[..., 0]
+    plain = io.read_image(write_dicom(tmp_path / "p.dcm", stored))[..., 0]
     np.testing.assert_allclose(plain, stored / 400.0, atol=1e-6)
-    inverted = io.read_image(_dicom(tmp_path / "m1.dcm", stored, PhotometricInterpretation="MONOCHROME1"))[..., 0]
+    inverted = io.read_image(write_dicom(tmp_path / "m1.dcm", stored, PhotometricInterpretation="MONOCHROME1"))[..., 0]
     np.testing.assert_allclose(inverted, 1.0 - stored / 400.0, atol=1e-6)
 
 
 def test_dicom_multiframe_needs_an_explicit_frame(tmp_path):
     stack = np.stack([np.full((4, 4), v, np.uint16) for v in (0, 100, 200)])
     stack[:, 0, 0], stack[:, 0, 1] = 0, 400  # every frame spans 0..400
-    path = _dicom(tmp_path / "mf.dcm", stack)
+    path = write_dicom(tmp_path / "mf.dcm", stack)
     with pytest.raises(InputError, match="multi-frame DICOM with 3 frames"):
         io.read_image(path)
     assert io.read_image(path, frame=1)[1, 1, 0] == pytest.approx(0.25)
@@ -182,7 +156,7 @@ def test_dicom_multiframe_needs_an_explicit_frame(tmp_path):
 
 
 def test_dicom_truncated_and_compressed_without_decoder(tmp_path):
-    good = _dicom(tmp_path / "good.dcm", np.zeros((32, 32), np.uint16))
+    good = write_dicom(tmp_path / "good.dcm", np.zeros((32, 32), np.uint16))
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(good.read_bytes()[:-700])
     with pytest.raises(InputError, match="cut.dcm: .*(corrupt|truncated)"):
@@ -199,7 +173,7 @@ def test_dicom_truncated_and_compressed_without_decoder(tmp_path):
 
 
 def test_dicom_errors_never_carry_patient_data(tmp_path):
-    good = _dicom(tmp_path / "good.dcm", np.zeros((8, 8), np.uint16))
+    good = write_dicom(tmp_path / "good.dcm", np.zeros((8, 8), np.uint16))
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(good.read_bytes()[:-40])
     with pytest.raises(InputError) as caught:
@@ -286,14 +260,14 @@ def test_dicom_empty_window_or_voi_lut_sequence_means_no_window(tmp_path):
     for name, attributes in (("w.dcm", {"WindowCenter": None, "WindowWidth": None}),
                              ("c.dcm", {"WindowCenter": None, "WindowWidth": "100"}),
                              ("s.dcm", {"VOILUTSequence": Sequence([])})):
-        image = io.read_image(_dicom(tmp_path / name, stored, **attributes))[..., 0]
+        image = io.read_image(write_dicom(tmp_path / name, stored, **attributes))[..., 0]
         np.testing.assert_allclose(image, stored / 400.0, atol=1e-6)  # the full range, as without a window
 
 
 def test_an_unexpected_decoder_error_names_the_file(tmp_path, monkeypatch):
     from xaicli import dicom
 
-    path = _dicom(tmp_path / "odd.dcm", np.zeros((4, 4), np.uint16))
+    path = write_dicom(tmp_path / "odd.dcm", np.zeros((4, 4), np.uint16))
 
     def broken(*args):
         raise IndexError("Secret^Person")  # a decoder message may quote patient data

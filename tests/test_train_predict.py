@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_dicom
 from typer.testing import CliRunner
 
 pytest.importorskip("tensorflow")
@@ -353,28 +354,6 @@ def test_cam_consistency_refuses_bad_values(chest, tmp_path):
 # ------------------------------------------------------------------------- audit regressions
 
 
-def _plain_dicom(path: Path, pixels: np.ndarray, **attributes) -> Path:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    for key, value in attributes.items():
-        setattr(ds, key, value)
-    ds.PixelData = pixels.astype(np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-    return path
-
-
 def test_predict_dicom_empty_window_and_a_decoder_crash_do_not_stop_the_batch(chest_model, tmp_path, monkeypatch):
     from pydicom.sequence import Sequence
 
@@ -382,9 +361,9 @@ def test_predict_dicom_empty_window_and_a_decoder_crash_do_not_stop_the_batch(ch
 
     pixels = (np.arange(256).reshape(16, 16) * 8).astype(np.uint16)
     folder = tmp_path / "dcm" / "normal"
-    _plain_dicom(folder / "a_empty_window.dcm", pixels, WindowCenter=None, WindowWidth=None)
-    _plain_dicom(folder / "b_empty_voi_lut.dcm", pixels, VOILUTSequence=Sequence([]))
-    _plain_dicom(folder / "c_crash.dcm", pixels)
+    write_dicom(folder / "a_empty_window.dcm", pixels, WindowCenter=None, WindowWidth=None)
+    write_dicom(folder / "b_empty_voi_lut.dcm", pixels, VOILUTSequence=Sequence([]))
+    write_dicom(folder / "c_crash.dcm", pixels)
     real = dicom._read_dicom_image
 
     def crashing(path, frame, force):  # a decoder bug on one odd file
