@@ -269,6 +269,11 @@ class ModelRunner:
                 scores = np.asarray(target.score(out, rows), np.float32)
             yield start, stop, masks, scores
 
+    def blend_scores(self, blend: Blend, target: Any) -> np.ndarray:
+        """Target scores (n,) of every copy of a :class:`Blend`."""
+        parts = [s for _, _, _, s in self.iter_blend_scores(blend, target)]
+        return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
+
     def scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None) -> np.ndarray:
         parts = [s for _, _, s in self.iter_scores(x, target, rows)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)

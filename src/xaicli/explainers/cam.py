@@ -143,7 +143,7 @@ class ScoreCAM(_CAM):
 
             # x * s(Up(A_k)), blended in the compiled call (fill 0)
             blend = Blend(images, np.zeros((b, 1, 1, images.shape[-1]), np.float32), rows, build)
-            scores = np.concatenate([s for _, _, _, s in runner.iter_blend_scores(blend, target)])
+            scores = runner.blend_scores(blend, target)
             cams = np.zeros((b, h, w), np.float32)
             for i in range(b):
                 # Algorithm 1 of the paper: the increases of confidence, softmax-normalised over

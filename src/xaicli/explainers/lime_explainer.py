@@ -132,7 +132,7 @@ class LIME(Explainer):
 
         rows = np.repeat(np.arange(b), n)
         blend = Blend(images, np.stack(fudged), rows, build)
-        labels = np.concatenate([s for _, _, _, s in runner.iter_blend_scores(blend, target)]).astype(np.float64)
+        labels = runner.blend_scores(blend, target).astype(np.float64)
 
         def kernel(d: np.ndarray, width: float = self.kernel_width) -> np.ndarray:
             return np.sqrt(np.exp(-(d**2) / width**2))

@@ -71,7 +71,7 @@ class Occlusion(Explainer):
 
         rows = np.repeat(np.arange(b), n)
         blend = Blend(images, np.asarray(fills, np.float32).reshape(b, 1, 1, c), rows, build)
-        scores = np.concatenate([s for _, _, _, s in runner.iter_blend_scores(blend, target)])
+        scores = runner.blend_scores(blend, target)
         full = runner.scores(images, target, np.arange(b))
         drop = full[:, None] - scores.reshape(b, n)
         total = np.zeros((b, h, w), np.float64)
