@@ -229,15 +229,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="bench-results/explainers.md")
     args = parser.parse_args(argv)
 
-    from xaicli.contracts import ModelInfo
-    from xaicli.engine.explain import make_explainer
+    from xaicli.api import ModelInfo
+    from xaicli.plugins import make
     from xaicli.runner import ModelRunner
     from xaicli.targets import resolve_target
 
     if args.no_prefetch:
-        import xaicli.runner
+        import xaicli.runner.calls
 
-        xaicli.runner.PREFETCH = False
+        xaicli.runner.calls.PREFETCH = False
     settings = QUICK if args.quick else FULL
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     lines = [
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         floor.warm()
         for name in methods:
             params = dict(settings[name])
-            explainer = make_explainer(name, params)
+            explainer = make("explainers", name, params)
             grads, fwds = evaluations(name, params, runner, x)
             ours = lambda explainer=explainer: explainer.explain(runner, x, target)  # noqa: E731, B023
             ours()  # trace once (a per-process cost, reported in docs/explainers.md)

@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from xaicli.engine.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model  # noqa: E402
+from xaicli.training.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model  # noqa: E402
 from xaicli.metrics.consistency import ConsistencyAccumulator  # noqa: E402
 
 CLASSES = 3
@@ -37,11 +37,11 @@ def _toy_data(n: int = 48, seed: int = 1):
 def _numpy_cam_maps(model, x, y):
     """Grad-CAM at 'last_conv' from activations and gradients taken by the explainers' runner."""
     from xaicli.runner import ModelRunner
-    from xaicli.targets import LinearTarget
+    from xaicli.api import Target
 
     runner = ModelRunner(model, batch_size=7)
     weights = np.eye(CLASSES, dtype=np.float32)[y]
-    target = LinearTarget(weights, [str(v) for v in y])
+    target = Target(weights, [str(v) for v in y])
     ref = runner.resolve_layers("last_conv")
     _, (acts,), (grads,) = runner.activation_gradients(x, target, ref)
     alpha = grads.mean(axis=(1, 2), keepdims=True)

@@ -28,7 +28,7 @@ def tiny(tmp_path_factory):
     """Folder-per-class 24x24 grey images (a bright spot for 'spot'), lesion masks, a tiny CNN."""
     import keras
 
-    from xaicli.contracts import ModelInfo
+    from xaicli.api import ModelInfo
     from xaicli.models.io import save_model
 
     root = tmp_path_factory.mktemp("tiny")
@@ -237,7 +237,7 @@ def test_compare_bad_mask_file_is_listed_and_the_rest_processed(tiny, tmp_path):
 
 
 def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path, monkeypatch):
-    from xaicli.engine import score
+    from xaicli.pipeline import scoring as score
     from xaicli.errors import InputError
 
     data = _good_copy(tiny, tmp_path / "good")

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 keras = pytest.importorskip("keras")
 
 from xaicli.cli import app  # noqa: E402
-from xaicli.contracts import ModelInfo  # noqa: E402
+from xaicli.api import ModelInfo  # noqa: E402
 from xaicli.io import write_png  # noqa: E402
 from xaicli.models.io import save_model  # noqa: E402
 

@@ -10,10 +10,13 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from xaicli import plugins  # noqa: E402
-from xaicli.contracts import ModelInfo  # noqa: E402
-from xaicli.engine.explain import make_explainer  # noqa: E402
+from xaicli.api import ModelInfo  # noqa: E402
 from xaicli.runner import ModelRunner  # noqa: E402
 from xaicli.targets import resolve_target  # noqa: E402
+
+def make_explainer(name, params=None):
+    return plugins.make("explainers", name, params)
+
 
 # Small settings so that every method runs in well under a second on tiny models.
 FAST = {
@@ -78,7 +81,7 @@ def test_gradcam_equals_hand_formula():
     x = _images(3)
     target = _target(model, x)
     runner = ModelRunner(model, batch_size=2)
-    maps = make_explainer("gradcam", {"layer": "conv2"}).explain(runner, x, target)
+    maps = make_explainer("gradcam", {"layer": "conv2"}).explain(runner, x, target).maps
     conv2 = model.get_layer("conv2")
     gap, dense = model.layers[-2], model.layers[-1]
     pre = keras.Model(model.inputs, conv2.output)
@@ -96,7 +99,7 @@ def test_gradcam_on_logits_equals_hand_formula_before_the_softmax():
     target = _target(model, x)
     runner = ModelRunner(model, score="logit")
     np.testing.assert_allclose(runner.predict(x), np.asarray(model(x)), rtol=1e-6)  # outputs unchanged
-    maps = make_explainer("gradcam", {"layer": "conv2"}).explain(runner, x, target)
+    maps = make_explainer("gradcam", {"layer": "conv2"}).explain(runner, x, target).maps
     pre = keras.Model(model.inputs, model.get_layer("conv2").output)
     gap, dense = model.layers[-2], model.layers[-1]
     kernel, bias = dense.get_weights()
@@ -104,7 +107,7 @@ def test_gradcam_on_logits_equals_hand_formula_before_the_softmax():
         cls = int(np.argmax(model(x[i : i + 1])))
         hand = _hand_gradcam(pre, lambda a: tf.matmul(gap(a), kernel) + bias, x[i : i + 1], cls, (16, 16))
         np.testing.assert_allclose(maps[i], hand[0], rtol=1e-4, atol=1e-6)
-    probability = make_explainer("gradcam", {"layer": "conv2"}).explain(ModelRunner(model), x, target)
+    probability = make_explainer("gradcam", {"layer": "conv2"}).explain(ModelRunner(model), x, target).maps
     assert not np.allclose(_normalise_max(maps), _normalise_max(probability), atol=1e-3)
     # a model without a softmax/sigmoid output has no logits to explain
     from xaicli.errors import UsageError
@@ -133,8 +136,9 @@ def test_gradcam_finds_last_conv_inside_nested_model():
     x = _images(2)
     target = _target(model, x)
     gc = make_explainer("gradcam", {})
-    maps = gc.explain(runner, x, target)
-    assert gc.extras["layer"] == "backbone/b_relu"
+    explanation = gc.explain(runner, x, target)
+    maps = explanation.maps
+    assert explanation.layer == "backbone/b_relu"
     for i in range(2):
         cls = int(np.argmax(model(x[i : i + 1])))
         hand = _hand_gradcam(backbone, lambda a: model.get_layer("head")(model.get_layer("gap")(a)), x[i : i + 1], cls, (16, 16))
@@ -150,10 +154,11 @@ def test_gradcam_several_layers_gives_per_layer_maps_and_combination():
     model = _classifier()
     x = _images(2)
     gc = make_explainer("gradcam", {"layer": ["conv1", "conv2"]})
-    maps = gc.explain(ModelRunner(model), x, _target(model, x))
-    assert set(gc.extras["layers"]) == {"conv1", "conv2"}
-    single = make_explainer("gradcam", {"layer": "conv1"}).explain(ModelRunner(model), x, _target(model, x))
-    np.testing.assert_allclose(gc.extras["layers"]["conv1"], single, rtol=1e-5, atol=1e-7)
+    explanation = gc.explain(ModelRunner(model), x, _target(model, x))
+    maps = explanation.maps
+    assert set(explanation.layers) == {"conv1", "conv2"}
+    single = make_explainer("gradcam", {"layer": "conv1"}).explain(ModelRunner(model), x, _target(model, x)).maps
+    np.testing.assert_allclose(explanation.layers["conv1"], single, rtol=1e-5, atol=1e-7)
     assert maps.shape == (2, 16, 16) and maps.max() <= 1.0 + 1e-6
 
 
@@ -165,7 +170,7 @@ def test_gradcam_plus_plus_equals_hand_formula():
     model = _classifier(seed=4)
     x = _images(3, seed=6)
     target = _target(model, x)
-    maps = make_explainer("gradcam++", {"layer": "conv2"}).explain(ModelRunner(model, batch_size=2), x, target)
+    maps = make_explainer("gradcam++", {"layer": "conv2"}).explain(ModelRunner(model, batch_size=2), x, target).maps
     pre = keras.Model(model.inputs, model.get_layer("conv2").output)
     gap, dense = model.layers[-2], model.layers[-1]
     for i in range(3):
@@ -182,7 +187,7 @@ def test_gradcam_plus_plus_equals_hand_formula():
         cam = np.maximum((a * w).sum(-1), 0).astype(np.float32)
         hand = cv2.resize(cam, (16, 16), interpolation=cv2.INTER_LINEAR)
         np.testing.assert_allclose(maps[i], hand, rtol=1e-3, atol=1e-6 * max(1.0, hand.max()))
-    plain = make_explainer("gradcam", {"layer": "conv2"}).explain(ModelRunner(model), x, target)
+    plain = make_explainer("gradcam", {"layer": "conv2"}).explain(ModelRunner(model), x, target).maps
     assert not np.allclose(_normalise_max(maps), _normalise_max(plain), atol=1e-3)  # not Grad-CAM's weights
 
 
@@ -193,7 +198,7 @@ def test_scorecam_equals_hand_formula():
     model = _classifier(seed=8)
     x = _images(2, seed=9)
     target = _target(model, x)
-    maps = make_explainer("scorecam", {"layer": "conv2"}).explain(ModelRunner(model, batch_size=4), x, target)
+    maps = make_explainer("scorecam", {"layer": "conv2"}).explain(ModelRunner(model, batch_size=4), x, target).maps
     pre = keras.Model(model.inputs, model.get_layer("conv2").output)
     for i in range(2):
         cls = int(np.argmax(model(x[i : i + 1])))
@@ -232,14 +237,14 @@ def test_saliency_and_gradient_x_input_equal_analytic_gradient_of_linear_model()
     x = _images(4, (6, 6, 2))
     target = _target(model, x, "regression", "output:2")
     grad = kernel[:, 2].reshape(6, 6, 2)
-    sal = make_explainer("saliency").explain(ModelRunner(model), x, target)
+    sal = make_explainer("saliency").explain(ModelRunner(model), x, target).maps
     np.testing.assert_allclose(sal, np.broadcast_to(np.abs(grad).max(axis=-1), (4, 6, 6)), rtol=1e-5, atol=1e-7)
-    gxi = make_explainer("gradient-x-input").explain(ModelRunner(model), x, target)
+    gxi = make_explainer("gradient-x-input").explain(ModelRunner(model), x, target).maps
     np.testing.assert_allclose(gxi, (x * grad).sum(-1), rtol=1e-5, atol=1e-6)
     # Linear model: the gradient is constant, so SmoothGrad equals Saliency and VarGrad is zero.
-    sg = make_explainer("smoothgrad", {"n_samples": 5}).explain(ModelRunner(model), x, target)
+    sg = make_explainer("smoothgrad", {"n_samples": 5}).explain(ModelRunner(model), x, target).maps
     np.testing.assert_allclose(sg, sal, rtol=1e-5, atol=1e-6)
-    vg = make_explainer("vargrad", {"n_samples": 5}).explain(ModelRunner(model), x, target)
+    vg = make_explainer("vargrad", {"n_samples": 5}).explain(ModelRunner(model), x, target).maps
     assert np.abs(vg).max() < 1e-8
 
 
@@ -257,14 +262,14 @@ def test_ig_completeness_gap_below_one_percent_at_256_steps(method):
     model = _smooth_model()
     images = _images(3, (12, 12, 1))
     ig = make_explainer("ig", {"steps": 256, "method": method})
-    maps = ig.explain(ModelRunner(model, batch_size=64), images, _target(model, images))
-    gap = ig.extras["completeness_gap"]
+    explanation = ig.explain(ModelRunner(model, batch_size=64), images, _target(model, images))
+    maps, gap = explanation.maps, explanation.extras["completeness_gap"]
     assert gap.shape == (3,)
     assert np.all(np.abs(gap) < 0.01), gap
     # and the gap is measured, not assumed: with 2 Riemann steps it is visibly larger
     coarse = make_explainer("ig", {"steps": 2, "method": "riemann-left"})
-    coarse.explain(ModelRunner(model), images, _target(model, images))
-    assert np.abs(coarse.extras["completeness_gap"]).max() > np.abs(gap).max()
+    coarse_gap = coarse.explain(ModelRunner(model), images, _target(model, images)).extras["completeness_gap"]
+    assert np.abs(coarse_gap).max() > np.abs(gap).max()
     assert np.isfinite(maps).all()
 
 
@@ -282,13 +287,14 @@ def test_ig_completeness_holds_for_non_zero_baselines(tmp_path, baseline):
     ig = make_explainer("ig", {"steps": 256, "baseline": baseline})
     runner = ModelRunner(model, batch_size=64)
     target = _target(model, images)
-    maps = ig.explain(runner, images, target)
+    explanation = ig.explain(runner, images, target)
+    maps = explanation.maps
     base = ig.baselines(runner, images)
     assert np.abs(base).max() > 0.1
     delta = runner.scores(images, target) - runner.scores(base, target)
     assert np.all(np.abs(delta) > 1e-4)
     np.testing.assert_allclose(maps.reshape(2, -1).sum(axis=1), delta, rtol=0.01)
-    assert np.all(np.abs(ig.extras["completeness_gap"]) < 0.01)
+    assert np.all(np.abs(explanation.extras["completeness_gap"]) < 0.01)
 
 
 def test_ig_baselines():
@@ -335,7 +341,7 @@ def _region_model(shape=(16, 16, 1), region=(slice(4, 8), slice(9, 13))):
 def test_methods_recover_a_planted_region(name, params):
     model, inside = _region_model()
     x = _images(2, (16, 16, 1), seed=4) * 0.5 + 0.5
-    maps = make_explainer(name, params).explain(ModelRunner(model, batch_size=32), x, _target(model, x, "regression"))
+    maps = make_explainer(name, params).explain(ModelRunner(model, batch_size=32), x, _target(model, x, "regression")).maps
     # the planted region grown by the 3x3 conv's reach
     import cv2
 
@@ -374,9 +380,9 @@ def test_rise_gives_the_same_map_when_masks_are_rebuilt_chunk_by_chunk(monkeypat
     x = _images(3)
     target = _target(model, x)
     params = {"n_masks": 40, "grid_size": 4, "seed": 2}
-    cached = make_explainer("rise", params).explain(ModelRunner(model, batch_size=16), x, target)
+    cached = make_explainer("rise", params).explain(ModelRunner(model, batch_size=16), x, target).maps
     monkeypatch.setattr(rise_module, "_CACHE_BYTES", 0)
-    rebuilt = make_explainer("rise", params).explain(ModelRunner(model, batch_size=16), x, target)
+    rebuilt = make_explainer("rise", params).explain(ModelRunner(model, batch_size=16), x, target).maps
     np.testing.assert_allclose(rebuilt, cached, rtol=1e-5, atol=1e-7)
 
 
@@ -389,8 +395,8 @@ def test_rise_center_subtracts_the_mean_score_times_the_mask_coverage():
     target = _target(model, x)
     params = {"n_masks": 50, "grid_size": 4, "seed": 3}
     runner = ModelRunner(model, batch_size=16)
-    plain = make_explainer("rise", params).explain(runner, x, target)
-    centred = make_explainer("rise", {**params, "center": "true"}).explain(runner, x, target)
+    plain = make_explainer("rise", params).explain(runner, x, target).maps
+    centred = make_explainer("rise", {**params, "center": "true"}).explain(runner, x, target).maps
     masks = RISEMasks(50, 4, 0.5, 3, (16, 16)).build(0, 50)
     probs = np.asarray(model(np.concatenate([image * masks[..., None] for image in x])))
     scores = probs.reshape(3, 50, -1)[np.arange(3), :, np.argmax(np.asarray(model(x)), axis=1)]
@@ -407,12 +413,12 @@ def test_maps_change_when_weights_are_randomised(name):
     model, _ = _region_model()
     x = _images(1, (16, 16, 1), seed=4) * 0.5 + 0.5
     params = {**FAST.get(name, {}), **({"n_masks": 300} if name == "rise" else {})}
-    before = make_explainer(name, params).explain(ModelRunner(model), x, _target(model, x, "regression"))[0]
+    before = make_explainer(name, params).explain(ModelRunner(model), x, _target(model, x, "regression")).maps[0]
     keras.utils.set_random_seed(99)
     for layer in model.layers:
         if layer.weights:
             layer.set_weights([np.random.default_rng(99).normal(0, 0.3, w.shape).astype(np.float32) for w in layer.get_weights()])
-    after = make_explainer(name, params).explain(ModelRunner(model), x, _target(model, x, "regression"))[0]
+    after = make_explainer(name, params).explain(ModelRunner(model), x, _target(model, x, "regression")).maps[0]
     assert _spearman(before, after) < 0.6, name
 
 
@@ -421,27 +427,19 @@ def test_maps_change_when_weights_are_randomised(name):
 
 @pytest.mark.parametrize("name", plugins.names("explainers"))
 def test_every_explainer_meets_the_contract(name):
-    model = _classifier()
-    x = _images(9)
-    target = _target(model, x)
-    params = FAST.get(name, {})
-    one = make_explainer(name, params).explain(ModelRunner(model, batch_size=1), x, target)
-    # 32: several images per call, and perturbation stacks (9 x 64 RISE masks...) cut across images
-    many = make_explainer(name, params).explain(ModelRunner(model, batch_size=32), x, target)
-    assert one.shape == (9, 16, 16) and one.dtype == np.float32
-    assert np.isfinite(one).all()
-    np.testing.assert_allclose(one, many, rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))
-    # an image explained alone gets the same map as inside a batch
-    alone = make_explainer(name, params).explain(ModelRunner(model, batch_size=8), x[4:5], target.subset([4]))
-    np.testing.assert_allclose(alone[0], one[4], rtol=1e-4, atol=1e-5 * max(1.0, float(np.abs(one).max())))
-    assert np.abs(one).max() > 0, f"{name} returned all-zero maps"
+    """xaicli.testing.check_explainer: shapes, finiteness, batch size 1 vs 32, alone vs in a batch,
+    not all zero, and only the runner calls the explainer declares."""
+    from xaicli.testing import check_explainer
+
+    check_explainer(name, **FAST.get(name, {}))
 
 
 @pytest.mark.parametrize("task", ["regression", "segmentation"])
 def test_every_explainer_explains_regression_and_segmentation_through_the_engine(tmp_path, task):
-    from xaicli.contracts import LoadedModel
-    from xaicli.engine.explain import explain_files, write_index, write_result
-    from xaicli.io import write_png
+    from xaicli.api import LoadedModel
+    from xaicli.io import Source, write_png
+    from xaicli.pipeline.run import Pipeline, make_methods
+    from xaicli.pipeline.sinks import MapSink
 
     keras.utils.set_random_seed(2)
     inp = keras.Input((16, 16, 1))
@@ -456,16 +454,17 @@ def test_every_explainer_explains_regression_and_segmentation_through_the_engine
         files.append(write_png(tmp_path / f"im{i}.png", _images(1, (24, 20, 1), seed=i)[0]))
     (tmp_path / "bad.png").write_bytes(b"nope")
     files.insert(1, tmp_path / "bad.png")
-    methods = [(name, FAST.get(name, {})) for name in plugins.names("explainers")]
-    results = list(explain_files(loaded, files, methods, batch_size=2))
+    methods = make_methods([(name, FAST.get(name, {})) for name in plugins.names("explainers")])
+    sources = [Source(f, tmp_path, f.stem) for f in files]
+    results = list(Pipeline(loaded, methods, batch_size=2).records(sources))
     assert [r.ok for r in results] == [True, False, True, True]
     assert "bad.png" in results[1].error
-    rows = []
+    sink = MapSink(tmp_path / "out")
     for r in results:
         if r.ok:
             assert {m.method for m in r.maps} == set(plugins.names("explainers"))
             for m in r.maps:
                 assert m.map.shape == (24, 20) and m.map.dtype == np.float32 and np.isfinite(m.map).all()
-            rows += write_result(r, tmp_path / "out")
-    write_index(rows, tmp_path / "out")
+        sink.add(r)
+    sink.close()
     assert (tmp_path / "out" / "maps.csv").exists()

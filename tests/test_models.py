@@ -10,8 +10,9 @@ import pytest
 keras = pytest.importorskip("keras")
 
 from xaicli import plugins  # noqa: E402
-from xaicli.contracts import ModelInfo  # noqa: E402
-from xaicli.engine import data, evaluation  # noqa: E402
+from xaicli.api import ModelInfo  # noqa: E402
+from xaicli import datasets as data  # noqa: E402
+from xaicli import evaluation  # noqa: E402
 from xaicli.errors import InputError, ModelError, OutputError, UsageError  # noqa: E402
 from xaicli.models import get_spec  # noqa: E402
 from xaicli.models.io import INFO_ENTRY, find_cam_layer, load_model, read_info, save_model  # noqa: E402
@@ -223,9 +224,13 @@ def test_drive_mask_matching(tmp_path):
     (tmp_path / "1st_manual").mkdir()
     for n in ("21", "22"):
         (tmp_path / "1st_manual" / f"{n}_manual1.gif").write_bytes(b"GIF89a")
-    index = data.mask_index(tmp_path / "1st_manual")
-    assert data.find_mask(data.Path("21_training.tif"), index).name == "21_manual1.gif"
-    assert data.find_mask(data.Path("23_training.tif"), index) is None
+    from pathlib import Path
+
+    from xaicli.io import MaskMatcher
+
+    index = MaskMatcher(tmp_path / "1st_manual")
+    assert index.get(Path("21_training.tif")).name == "21_manual1.gif"
+    assert index.get(Path("23_training.tif")) is None
 
 
 # -------------------------------------------------------------------------------- evaluation

@@ -34,7 +34,7 @@ def fake_site(tmp_path):
     _install_fake_distribution(
         site, "xaicli-fake", "xaicli_fake",
         """
-        from xaicli.contracts import Explainer
+        from xaicli.api import Explainer
 
         class Constant(Explainer):
             name = "constant"

@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from xaicli.contracts import ModelInfo  # noqa: E402
+from xaicli.api import ModelInfo  # noqa: E402
 from xaicli.errors import UsageError  # noqa: E402
 from xaicli.runner import ModelRunner, Stack  # noqa: E402
 from xaicli.targets import resolve_target  # noqa: E402
@@ -59,7 +59,7 @@ def test_large_stacks_are_built_and_evaluated_in_chunks_of_batch_size():
 def test_chunks_built_ahead_keep_their_order_and_errors(monkeypatch):
     """The next chunk is built in a worker thread: same rows in the same order as building inline,
     and an error raised while building reaches the caller."""
-    import xaicli.runner as runner_module
+    import xaicli.runner.calls as runner_module
 
     model = _model()
     x = np.random.default_rng(2).uniform(0, 1, (1, 8, 8, 2)).astype(np.float32)
@@ -142,19 +142,21 @@ def test_regression_and_segmentation_targets():
 
 
 def test_the_engine_traces_every_call_a_method_makes_before_timing_it():
-    """explain_files traces ahead (xaicli.engine.explain._trace): no method pays for tracing in
+    """The pipeline traces ahead (xaicli.pipeline.run.Pipeline.trace): no method pays for tracing in
     its seconds per image, so the first method of a comparison is not made to look slow."""
     from xaicli import plugins
-    from xaicli.engine.explain import _trace, make_explainer
+    from xaicli.api import LoadedModel
+    from xaicli.pipeline.run import Pipeline, make_methods
 
     small = {"rise": {"n_masks": 8}, "lime": {"num_samples": 8, "segmentation": "grid"}, "ig": {"steps": 2},
              "smoothgrad": {"n_samples": 2}, "smoothgrad-squared": {"n_samples": 2}, "vargrad": {"n_samples": 2},
              "scorecam": {"max_channels": 2}, "occlusion": {"patch_size": 4, "stride": 4}}
     x = np.random.default_rng(0).uniform(0, 1, (2, 8, 8, 2)).astype(np.float32)
     for name in plugins.names("explainers"):
-        runner = ModelRunner(_model(), batch_size=4)
-        explainer = make_explainer(name, small.get(name, {}))
-        _trace(runner, [explainer])
+        pipeline = Pipeline(LoadedModel(_model(), ModelInfo(task="classification", input_shape=(8, 8, 2))),
+                            make_methods([(name, small.get(name, {}))]), batch_size=4)
+        runner, explainer = pipeline.runner, pipeline.methods[0].explainer
+        pipeline.trace()
         functions = [runner._forward, runner._score, runner._grad, runner._blend,
                      *(f for pair in runner._taps.values() for f in pair)]
         before = [f.experimental_get_tracing_count() for f in functions]

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xaicli.engine.score import Summary, load_map, score_run, target_spec
+from xaicli.io import load_map
+from xaicli.pipeline.score import score_run
+from xaicli.pipeline.scoring import Summary
 from xaicli.errors import InputError, OutputError, UsageError
-from xaicli.grid import GridWriter
+from xaicli.io.grid import GridWriter
 from xaicli.io import read_image, write_csv, write_npy, write_npz, write_png
 from xaicli.rois import parse_roi
 
@@ -103,12 +105,6 @@ def test_summary_mean_std_skip_nan():
     assert header[:2] == ["Method", "x"] and rows[0]["Images"] == 4
 
 
-def test_target_spec():
-    assert target_spec("class 2 (nodule)", "classification") == "2"
-    assert target_spec("output = 3.2", "regression") is None
-    assert target_spec("output 1 = 3.2", "regression") == "output:1"
-
-
 def test_grid_pages_and_stale_pages(tmp_path):
     image = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32)
     grid = GridWriter(tmp_path, ["a", "b"], rows_per_page=2, tile=64)
@@ -186,6 +182,7 @@ def test_score_consistency_takes_the_truth_from_class_folders(tmp_path):
             write_npy(tmp_path / "run" / f"{cls}{i}.npy", rng.random((8, 8)).astype(np.float32))
             predicted = cls if i < 2 else ("dog" if cls == "cat" else "cat")  # one miss per class
             rows.append({"image": str(image), "method": "m", "target": "class 0", "prediction": f"{predicted} (0.900)",
+                         "predicted": predicted, "confidence": 0.9,
                          "map": f"{cls}{i}.npy", "overlay": "", "seconds": 0.1})
     write_csv(tmp_path / "run" / "maps.csv", rows)
     result = CliRunner().invoke(app, ["score", str(tmp_path / "run"), "--metrics", "consistency,entropy"])

@@ -383,7 +383,7 @@ def test_predict_dicom_empty_window_and_a_decoder_crash_do_not_stop_the_batch(ch
 def _segmentation_model(path: Path, size: int = 16) -> Path:
     import keras
 
-    from xaicli.contracts import ModelInfo
+    from xaicli.api import ModelInfo
     from xaicli.models.io import save_model
 
     keras.utils.set_random_seed(0)

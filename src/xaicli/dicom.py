@@ -18,12 +18,95 @@ import logging
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from xaicli.errors import InputError
 
 CODECS_HINT = "install the decoders with: pip install 'xaicli[dicom-codecs]'"
+
+
+# ------------------------------------------------------------------------------- detection
+# The one test of "is this a DICOM file", used by the image readers, input discovery and the
+# de-identifier alike (PS3.10 7.1: the preamble and "DICM" prefix; files written before it, and
+# some tools since, store a bare data set).
+
+
+def looks_like_dicom(path: Path) -> bool:
+    """DICM at offset 128, or a headerless data set (PS3.10 allows none; old files have none)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return True  # let the reader say what is wrong
+    return dicom_start(data) is not None
+
+
+def dicom_start(data: bytes) -> int | None:
+    """Where the file (preamble or bare data set) starts in ``data``; None when it is not DICOM."""
+    if head_looks_like_dicom(data[:132]):
+        return 0
+    return bare_dataset_offset(data)
+
+
+def head_looks_like_dicom(head: bytes) -> bool:
+    """The cheap test: DICM at 128, or a bare data set starting with group 0002 or 0008."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    # Little-endian group 0002/0008 (or big-endian 0008) as the first tag of a bare data set.
+    return len(head) >= 8 and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x08")
+
+
+def bare_dataset_offset(data: bytes) -> int | None:
+    """A headerless data set starting anywhere (e.g. at Patient's Name): parse it and accept it
+    when every element is plausible: tags in ascending order, each one a dictionary attribute
+    or a private one, nothing cut short. Text or binary files parse into unknown tags.
+    A stray byte or three before the first tag (a pad left by a tool that cut off the file meta,
+    as in pydicom's no_meta.dcm) is skipped when what follows is a data set of several elements."""
+    for offset in range(4):
+        count = _plausible_elements(data[offset:])
+        if count and (offset == 0 or count >= 4):
+            return offset
+    return None
+
+
+def _plausible_elements(data: bytes) -> int:
+    import io
+
+    import pydicom
+    from pydicom.datadict import dictionary_has_tag
+
+    if len(data) < 8:
+        return 0
+    try:
+        with quiet_pydicom():
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            tags = [int(t) for t in ds._dict]
+    except Exception:  # noqa: BLE001 - whatever fails to parse is not a data set
+        return 0
+    if not tags or tags != sorted(tags) or truncated(ds):
+        return 0
+    if not all(t >> 16 & 1 or t & 0xFFFF == 0 or dictionary_has_tag(t) for t in tags):
+        return 0
+    return len(tags)
+
+
+def truncated(ds) -> bool:
+    """pydicom reads a file cut short without complaint; the last element then lacks bytes."""
+    from pydicom.dataelem import RawDataElement
+
+    if not len(ds):
+        return False
+    elem = ds.get_item(max(ds.keys()))
+    return (
+        isinstance(elem, RawDataElement)
+        and isinstance(elem.value, bytes)
+        and elem.length != 0xFFFFFFFF
+        and len(elem.value) < elem.length
+    )
+
+
+# ------------------------------------------------------------------------------- reading
 
 
 @contextlib.contextmanager
@@ -43,15 +126,22 @@ def quiet_pydicom() -> Iterator[None]:
 def read_dataset(path: Path, *, stop_before_pixels: bool = False, force: bool = False):
     """Read a DICOM file with pydicom, turning every failure into an InputError.
 
-    ``force`` also accepts files without the 128-byte preamble and "DICM" prefix (older files);
-    the result must then hold at least one standard attribute to count as DICOM.
+    ``force`` also accepts files without the 128-byte preamble and "DICM" prefix (older files, or
+    a bare data set after a few stray bytes: :func:`dicom_start`); the result must then hold at
+    least one standard attribute to count as DICOM.
     """
+    import io
+
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         with quiet_pydicom():
-            ds = pydicom.dcmread(str(path), stop_before_pixels=stop_before_pixels, force=force)
+            source: Any = str(path)
+            if force:
+                data = Path(path).read_bytes()
+                source = io.BytesIO(data[dicom_start(data) or 0:])
+            ds = pydicom.dcmread(source, stop_before_pixels=stop_before_pixels, force=force)
             if force and not any(tag.group in (0x0008, 0x0010, 0x0020, 0x0028) for tag in ds.keys()):
                 raise InvalidDicomError("no standard attributes")
             return ds

@@ -25,9 +25,12 @@ class XaicliError(Exception):
 
     exit_code = EXIT_INTERNAL
 
-    def __init__(self, message: str, *, exit_code: int | None = None):
+    def __init__(self, message: str, *, exit_code: int | None = None, parameter: str | None = None):
         super().__init__(message)
         self.message = message
+        #: the Python API parameter the message names (``batch_size``); the CLI shows it as its
+        #: option (``--batch-size``), so engine messages stay in API terms
+        self.parameter = parameter
         if exit_code is not None:
             self.exit_code = exit_code
 

@@ -7,20 +7,29 @@ third-party package uses, so there is exactly one way a plugin is found::
     my-method = "my_package.module:MyExplainer"
 
 Listing reads package metadata only and imports nothing; a plugin is imported when it is used
-(:func:`load`) or checked (:func:`check`). A plugin that fails to import is reported as broken with
-its error and does not affect the others. Setting ``XAICLI_DISABLE_PLUGIN_AUTOLOAD=1`` keeps only
-the built-ins (for tests and for reproducing a bug without third-party code).
+(:func:`load`) or checked (:func:`check`). A plugin that fails to import, or that does not declare
+what the engine reads from it (``xaicli.api``), is reported as broken with its error and does not
+affect the others. :func:`make` is the one place a plugin is instantiated: it checks the
+parameters against the constructor and turns a plugin's own rejection (``ValueError``) into one
+usage line. Setting ``XAICLI_DISABLE_PLUGIN_AUTOLOAD=1`` keeps only the built-ins (for tests and for
+reproducing a bug without third-party code).
+
+Tests and notebooks register a plugin in-process with :func:`register` (as simonw/llm does); it is
+then listed, loaded, checked and made through exactly the same functions as an entry point.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import inspect
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from xaicli.errors import PluginError
+from xaicli.errors import PluginError, UsageError, XaicliError
 
 #: kind (as used on the command line and in messages) -> entry-point group
 GROUPS: dict[str, str] = {
@@ -32,6 +41,9 @@ GROUPS: dict[str, str] = {
 
 AUTOLOAD_ENV = "XAICLI_DISABLE_PLUGIN_AUTOLOAD"
 BUILTIN_DISTRIBUTION = "xaicli"
+IN_PROCESS = "(in-process)"
+#: plugins registered with register(): kind -> name -> (entry, object)
+_REGISTERED: dict[str, dict[str, tuple[PluginEntry, Any]]] = {kind: {} for kind in GROUPS}
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,9 @@ def available(kind: str) -> dict[str, PluginEntry]:
         if ep.name in found and found[ep.name].builtin:
             continue
         found[ep.name] = entry
+    for name, (entry, _) in _REGISTERED[kind].items():
+        if name not in found or not found[name].builtin:
+            found[name] = entry
     return dict(sorted(found.items()))
 
 
@@ -117,12 +132,18 @@ def entry(kind: str, name: str) -> PluginEntry:
 
 
 def _import(plugin: PluginEntry) -> Any:
+    registered = _REGISTERED[plugin.kind].get(plugin.name)
+    if registered is not None and registered[0] is plugin:
+        obj = registered[1]
+        _check_declarations(plugin.kind, obj)
+        return obj
     module_name, _, attribute = plugin.target.partition(":")
     import importlib
 
     obj = importlib.import_module(module_name.strip())
     for part in filter(None, attribute.strip().split(".")):
         obj = getattr(obj, part)
+    _check_declarations(plugin.kind, obj)
     return obj
 
 
@@ -149,3 +170,115 @@ def check(kind: str) -> list[tuple[PluginEntry, str | None]]:
             error = f"{type(exc).__name__}: {exc}"
         results.append((plugin, error))
     return results
+
+
+# ------------------------------------------------------------------------ in-process plugins
+
+
+def register(kind: str, name: str, obj: Any) -> PluginEntry:
+    """Register ``obj`` as plugin ``name`` of ``kind`` in this process (tests, notebooks).
+
+    It then behaves as an entry point of a package named ``(in-process)``: listed, loaded, checked
+    and made by the same functions. A built-in name cannot be taken over.
+    """
+    _check_kind(kind)
+    entry = PluginEntry(kind, name, f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', '?')}",
+                        IN_PROCESS, "0")
+    _REGISTERED[kind][name] = (entry, obj)
+    return entry
+
+
+def unregister(kind: str, name: str) -> None:
+    _check_kind(kind)
+    _REGISTERED[kind].pop(name, None)
+
+
+@contextlib.contextmanager
+def registered(kind: str, name: str, obj: Any) -> Iterator[PluginEntry]:
+    """``register`` for the duration of a ``with`` block."""
+    entry = register(kind, name, obj)
+    try:
+        yield entry
+    finally:
+        unregister(kind, name)
+
+
+# ------------------------------------------------------------------- declarations and make()
+
+
+def _check_declarations(kind: str, obj: Any) -> None:
+    """What the engine reads from a plugin must be declared (``xaicli.api``); raises TypeError."""
+    from xaicli import api
+
+    bases = {"explainers": api.Explainer, "metrics": api.Metric, "rois": api.RegionSource, "models": api.ModelSpec}
+    base = bases[kind]
+    if kind == "models" and not isinstance(obj, type):
+        return  # a factory returning a ModelSpec: checked when called (xaicli.models.get_spec)
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise TypeError(f"{obj!r} is not a subclass of xaicli.api.{base.__name__}")
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise TypeError(f"{obj.__name__} does not implement {missing}")
+    if kind == "explainers":
+        for flag in ("needs_gradients", "needs_scores", "needs_blends", "uses_layers"):
+            if not isinstance(getattr(obj, flag), bool):
+                raise TypeError(f"{obj.__name__}.{flag} must be True or False")
+        if obj.display not in api.DISPLAYS:
+            raise TypeError(f"{obj.__name__}.display must be one of {', '.join(api.DISPLAYS)}, not {obj.display!r}")
+    if kind == "metrics":
+        unknown = [k for k in obj.requires if k not in api.CONTEXT_KEYS and obj.per_image]
+        if unknown:
+            raise TypeError(f"{obj.__name__}.requires names unknown context {unknown[0]!r}; "
+                            f"known: {', '.join(api.CONTEXT_KEYS)}")
+        if obj.higher_is_better not in (True, False, None) or not isinstance(obj.per_image, bool):
+            raise TypeError(f"{obj.__name__}.higher_is_better must be True, False or None and per_image a bool")
+
+
+def parameters(cls: Any) -> set[str]:
+    """The named keyword parameters of a plugin class's constructor, over its class hierarchy up
+    to xaicli's base class (``**params`` catch-alls of intermediate classes are not names)."""
+    from xaicli import api
+
+    stop = (api.Explainer, api.Metric, api.RegionSource, api.ModelSpec, object)
+    names: set[str] = set()
+    for klass in getattr(cls, "__mro__", ()):
+        if klass in stop:
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                names.add(p.name)
+    return names
+
+
+def accepts(kind: str, name: str, parameter: str) -> bool:
+    return parameter in parameters(load(kind, name))
+
+
+def make(kind: str, name: str, params: dict[str, Any] | None = None, **engine: Any) -> Any:
+    """An instance of plugin ``name`` of ``kind`` with the user's ``params``.
+
+    A parameter the constructor does not take is a usage error listing those it takes; a plugin
+    that rejects a value (``ValueError``, ``TypeError`` or xaicli's own error) gives one usage line
+    naming it. ``engine`` keywords (``normalization=`` for metrics) are passed only to constructors
+    that take them.
+    """
+    cls = load(kind, name)
+    accepted = parameters(cls)
+    params = dict(params or {})
+    unknown = sorted(set(params) - accepted)
+    what = {"explainers": "method", "metrics": "metric", "rois": "region source", "models": "model"}[kind]
+    if unknown:
+        takes = ", ".join(sorted(accepted - set(engine))) or "(none)"
+        raise UsageError(f"{what} {name!r} has no parameter {unknown[0]!r}; its parameters: {takes}")
+    given = {**{k: v for k, v in engine.items() if k in accepted}, **params}
+    try:
+        return cls(**given)
+    except XaicliError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"{what} {name!r}: {exc.message}") from None
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"{what} {name!r}: {exc}") from None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from xaicli.contracts import ModelInfo
+from xaicli.api import ModelInfo
 from xaicli.errors import UsageError
 from xaicli.io import resize, to_channels
 

@@ -23,66 +23,23 @@ The label (``Face`` for the face detector and for a mask folder whose name menti
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any
 
 import numpy as np
 
+from xaicli.api import NoRegion, RegionSource
 from xaicli.errors import InputError, UsageError
 
-
-class NoRegion(InputError):
-    """No region could be made for this image (no mask file, no face found)."""
-
-
-class RegionSource(ABC):
-    """A region plugin: ``from_spec`` parses what follows ``NAME:`` in ``--roi``; ``region`` makes a mask."""
-
-    name: ClassVar[str] = ""
-    label: str = "Roi"
-
-    @classmethod
-    def from_spec(cls, spec: str | None) -> RegionSource:
-        if spec:
-            raise UsageError(f"region source {cls.name!r} takes no argument (got {spec!r})")
-        return cls()
-
-    @abstractmethod
-    def region(self, path: Path, image: np.ndarray, root: Path | None = None) -> np.ndarray:
-        """Boolean (H, W) mask for ``image`` (read from ``path``; ``root`` is the input folder it
-        came from, for matching by relative path). Raises :class:`NoRegion` when there is none."""
-
-    def describe(self) -> str:
-        return self.name
+__all__ = ["FaceDetector", "FaceMaskFolder", "FixedBox", "FixedEllipse", "MaskFolder", "NoRegion", "RegionSource",
+           "parse_roi", "shape_mask"]
 
 
 # ------------------------------------------------------------------------------------ masks
 
-#: name endings that mark a file as a mask of the image with the same name without them
-MASK_ENDINGS = ("_mask", "-mask", "_masks", "_manual1", "_seg", "_segmentation", "_label", "_gt",
-                "_lesion", "_lung", "_lungs", "_face", "_roi")
-#: name endings of images whose masks drop them (DRIVE: 21_training.tif -> 21_manual1.gif)
-IMAGE_ENDINGS = ("_training", "_test", "_image", "_img")
-
-
-def _strip(stem: str, endings: tuple[str, ...]) -> str:
-    stem = stem.lower()
-    for ending in endings:
-        if stem.endswith(ending) and len(stem) > len(ending):
-            return stem[: -len(ending)]
-    return stem
-
-
 class MaskFolder(RegionSource):
-    """Masks from a folder, matched to each image by file name (any image format; set pixels = region).
-
-    Matching, first that succeeds: the same path relative to the mask folder as the image's path
-    relative to its input folder (suffix ignored); then the same file name stem anywhere in the mask
-    folder; then the stems with a mask ending (``_mask``, ``_manual1``, ``_lesion``, ...) and an
-    image ending (``_training``, ``_test``, ...) removed. Two candidate masks for one image is an
-    error naming both; no candidate is reported for that image.
-    """
+    """Masks from a folder, matched to each image by file name (any image format; set pixels =
+    region) as :class:`xaicli.io.MaskMatcher` matches them; an image without one is reported."""
 
     name = "masks"
 
@@ -94,7 +51,7 @@ class MaskFolder(RegionSource):
         # (the folder or its two nearest parents: faces/masks/test, face_masks; not a far ancestor)
         near = [part.lower() for part in self.folder.resolve().parts[-3:]]
         self.label = label or ("Face" if any("face" in part for part in near) else "Roi")
-        self._index: dict[str, dict[str, list[Path]]] | None = None
+        self._matcher: Any = None
 
     @classmethod
     def from_spec(cls, spec: str | None) -> MaskFolder:
@@ -105,50 +62,13 @@ class MaskFolder(RegionSource):
     def describe(self) -> str:
         return f"masks:{self.folder}"
 
-    def _build(self) -> dict[str, dict[str, list[Path]]]:
-        from xaicli.io import iter_image_files
-
-        index: dict[str, dict[str, list[Path]]] = {"stem": {}, "key": {}}
-        for path in iter_image_files([self.folder]):
-            index["stem"].setdefault(path.stem.lower(), []).append(path)
-            index["key"].setdefault(_strip(path.stem, MASK_ENDINGS), []).append(path)
-        if not index["stem"]:
-            raise InputError(f"{self.folder}: mask folder holds no image files")
-        return index
-
     def find(self, path: Path, root: Path | None = None) -> Path:
-        """The mask file for image ``path``: same stem (or same stem without the usual endings);
-        among several, the one whose folders agree longest with the image's (``test/nodule``)."""
-        if self._index is None:
-            self._index = self._build()
-        path = Path(path)
-        stem = path.stem.lower()
-        for table, key in (("stem", stem), ("key", stem), ("key", _strip(stem, IMAGE_ENDINGS))):
-            found = self._index[table].get(key, [])
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                return self._closest(path, found)
-        raise NoRegion(f"{path}: no mask for it in {self.folder}")
+        """The mask file for image ``path`` (:class:`xaicli.io.MaskMatcher`); NoRegion if none."""
+        if self._matcher is None:
+            from xaicli.io import MaskMatcher
 
-    def _closest(self, path: Path, found: list[Path]) -> Path:
-        image_dirs = [part.lower() for part in reversed(path.resolve().parent.parts)]
-
-        def shared_tail(mask: Path) -> int:
-            count = 0
-            for a, b in zip(image_dirs, reversed(mask.resolve().parent.parts), strict=False):
-                if a != b.lower():
-                    break
-                count += 1
-            return count
-
-        scores = [shared_tail(mask) for mask in found]
-        best = max(scores)
-        winners = [mask for mask, score in zip(found, scores, strict=True) if score == best]
-        if len(winners) > 1:
-            names = ", ".join(str(p) for p in winners[:3])
-            raise NoRegion(f"{path}: several masks match it in {self.folder} ({names})")
-        return winners[0]
+            self._matcher = MaskMatcher(self.folder)
+        return self._matcher.find(Path(path))
 
     def region(self, path: Path, image: np.ndarray, root: Path | None = None) -> np.ndarray:
         from xaicli.io import read_mask

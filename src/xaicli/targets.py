@@ -18,42 +18,11 @@ interpolated or noisy copy of an image keeps scoring the same class, unit or mas
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
-from xaicli.contracts import ModelInfo, Target
+from xaicli.api import ModelInfo, Target
 from xaicli.errors import UsageError
-
-
-class LinearTarget(Target):
-    """``score(output, row) = sum(output * weights[row])``; ``labels[row]`` describes it."""
-
-    def __init__(self, weights: np.ndarray, labels: Sequence[str]) -> None:
-        self.weights = np.asarray(weights, dtype=np.float32)
-        self.labels = list(labels)
-        if len(self.labels) != len(self.weights):
-            raise ValueError("one label per target row")
-
-    def weights_for(self, rows: Any) -> np.ndarray:
-        return self.weights[np.asarray(rows, dtype=np.int64)]
-
-    def score(self, outputs: Any, rows: Any) -> Any:
-        import keras
-
-        w = self.weights_for(np.asarray(rows))
-        axes = tuple(range(1, len(w.shape)))
-        return keras.ops.sum(keras.ops.cast(outputs, "float32") * w, axis=axes)
-
-    def describe(self, index: int) -> str:
-        return self.labels[index]
-
-    def subset(self, indices: Sequence[int]) -> LinearTarget:
-        idx = np.asarray(indices, dtype=np.int64)
-        return LinearTarget(self.weights[idx], [self.labels[i] for i in idx])
-
-    def __len__(self) -> int:
-        return len(self.weights)
 
 
 def _class_label(index: int, names: Sequence[str]) -> str:
@@ -68,9 +37,9 @@ def _class_index(spec: str, names: Sequence[str], n: int, what: str) -> int:
         index = list(names).index(text)
     else:
         known = ", ".join(names) if names else f"indices 0..{n - 1}"
-        raise UsageError(f"target {spec!r}: unknown {what}; choose from {known}")
+        raise UsageError(f"target {spec!r}: unknown {what}; choose from {known}", parameter="target")
     if not 0 <= index < n:
-        raise UsageError(f"target {spec!r}: {what} index out of range 0..{n - 1}")
+        raise UsageError(f"target {spec!r}: {what} index out of range 0..{n - 1}", parameter="target")
     return index
 
 
@@ -79,7 +48,7 @@ def resolve_target(
     info: ModelInfo,
     spec: str | None = None,
     masks: Sequence[np.ndarray | None] | None = None,
-) -> LinearTarget:
+) -> Target:
     """The target for each image, from the model's unperturbed ``outputs`` (batch first).
 
     ``spec``: ``None``/``predicted``, a class (index or name, ``class:...``), ``output:k`` for
@@ -97,39 +66,41 @@ def resolve_target(
         weights[:, index] = 1.0
         unit = "" if flat.shape[1] == 1 else f" {index}"
         labels = [f"output{unit} = {flat[i, index]:.4g}" for i in range(n)]
-        return LinearTarget(weights.reshape(outputs.shape), labels)
+        return Target(weights.reshape(outputs.shape), labels, [index] * n)
     return _segmentation(outputs, info, spec, masks)
 
 
-def _classification(outputs: np.ndarray, info: ModelInfo, spec: str) -> LinearTarget:
+def _classification(outputs: np.ndarray, info: ModelInfo, spec: str) -> Target:
     n = len(outputs)
     flat = outputs.reshape(n, -1)
     k = flat.shape[1]
     names = list(info.class_names)
     weights = np.zeros_like(flat)
-    labels = []
+    labels, classes = [], []
     if k == 1:  # one sigmoid unit: classes 0 / 1
         for i in range(n):
             cls = int(flat[i, 0] >= 0.5) if spec == "predicted" else _class_index(spec, names, 2, "class")
             weights[i, 0] = 1.0 if cls == 1 else -1.0
             labels.append(_class_label(cls, names))
-        return LinearTarget(weights.reshape(outputs.shape), labels)
+            classes.append(cls)
+        return Target(weights.reshape(outputs.shape), labels, classes)
     for i in range(n):
         cls = int(np.argmax(flat[i])) if spec == "predicted" else _class_index(spec, names, k, "class")
         weights[i, cls] = 1.0
         labels.append(_class_label(cls, names))
-    return LinearTarget(weights.reshape(outputs.shape), labels)
+        classes.append(cls)
+    return Target(weights.reshape(outputs.shape), labels, classes)
 
 
 def _segmentation(
     outputs: np.ndarray, info: ModelInfo, spec: str, masks: Sequence[np.ndarray | None] | None
-) -> LinearTarget:
+) -> Target:
     if outputs.ndim != 4:
         raise UsageError(f"a segmentation target needs a (height, width, channels) output, not {outputs.shape[1:]}")
     n, h, w, c = outputs.shape
     names = list(info.class_names)
     weights = np.zeros_like(outputs)
-    labels = []
+    labels, classes = [], []
     for i in range(n):
         given = masks[i] if masks is not None and i < len(masks) else None
         if c == 1:
@@ -152,6 +123,7 @@ def _segmentation(
             for ch in channels:
                 weights[i, :, :, ch] = region
             labels.append(f"given mask ({int(region.sum())} px)")
+            classes.append(None)
             continue
         total = int(sum(m.sum() for m in channel_masks.values()))
         if total == 0:
@@ -159,9 +131,11 @@ def _segmentation(
             for ch in channel_masks:
                 weights[i, :, :, ch] = 1.0
             labels.append("whole output (empty predicted mask)")
+            classes.append(None)
             continue
         for ch, m in channel_masks.items():
             weights[i, :, :, ch] = m
         label = "predicted mask" if spec == "predicted" else f"predicted {_class_label(next(iter(channel_masks)), names)} mask"
         labels.append(f"{label} ({total} px)")
-    return LinearTarget(weights, labels)
+        classes.append(None if spec == "predicted" else next(iter(channel_masks)))
+    return Target(weights, labels, classes)

@@ -18,11 +18,28 @@ class XaicliGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except XaicliError as error:
-            print_error(error)
+            print_error(with_option_names(error, self.get_command(ctx, ctx.invoked_subcommand or "")))
             raise typer.Exit(error.exit_code) from None
         except KeyboardInterrupt:
             err_console().print("[red]interrupted[/red]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def with_option_names(error: XaicliError, command) -> XaicliError:
+    """The engine words its errors in Python API terms (``batch_size must be ...``); on the command
+    line the parameter is named as the option the user typed (``--batch-size must be ...``)."""
+    import re
+
+    name = error.parameter
+    if not name or command is None or not name.isidentifier():
+        return error
+    option = next((p for p in command.params if p.name == name and getattr(p, "opts", None)
+                   and p.param_type_name == "option"), None)
+    if option is None:
+        return error
+    flag = max(option.opts, key=len)
+    error.message = re.sub(rf"(?<![-\w]){re.escape(name)}(?![\w-])", flag, error.message, count=1)
+    return error
 
 
 app = typer.Typer(
@@ -81,70 +98,10 @@ def _register() -> None:
 _register()
 
 
-def quiet_tensorflow() -> None:
-    """Keep TensorFlow's start-up chatter (oneDNN notes, "no CUDA driver", retracing warnings) out
-    of the terminal; a value the user set in ``TF_CPP_MIN_LOG_LEVEL`` wins."""
-    import logging
-    import os
-    import sys
-
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
-        return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    # TensorFlow >= 2.17 logs through absl before absl's logging is initialised, which ignores
-    # TF_CPP_MIN_LOG_LEVEL and writes straight to file descriptor 2: silence it for the import.
-    sys.meta_path.insert(0, _QuietTensorFlowImport())
-
-
-class _QuietTensorFlowImport:
-    """Import hook: the first ``import tensorflow`` runs with fd 2 sent to a buffer, replayed only
-    if the import fails (so a broken installation still shows why)."""
-
-    def find_spec(self, name, path=None, target=None):
-        import importlib.util
-        import sys
-
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)  # once, and the real finders do the finding
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
-
-
-class _QuietLoader:
-    def __init__(self, inner) -> None:
-        self.inner = inner
-
-    def create_module(self, spec):
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module) -> None:
-        import os
-        import sys
-        import tempfile
-
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as buffer:
-            os.dup2(buffer.fileno(), 2)
-            try:
-                self.inner.exec_module(module)
-            except BaseException:
-                os.dup2(saved, 2)
-                buffer.seek(0)
-                os.write(2, buffer.read())
-                raise
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-                os.close(saved)
-
-
 def main() -> None:
     """Console-script entry point."""
+    from xaicli._quiet import quiet_tensorflow
+
     quiet_tensorflow()
     app(prog_name="xaicli")
 

@@ -52,11 +52,11 @@ def compare(
         progress_bar,
         render_summary,
         report_problems,
-        to_json,
     )
-    from xaicli.engine.compare import compare as engine_compare
-    from xaicli.engine.score import parse_list
     from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
+    from xaicli.io import to_json
+    from xaicli.pipeline.compare import compare as engine_compare
+    from xaicli.pipeline.scoring import parse_list
     from xaicli.rois import parse_roi
 
     if batch_size < 1:

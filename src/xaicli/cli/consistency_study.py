@@ -41,7 +41,7 @@ def consistency_study(
     class-mean-maps.png into --out.
     """
     from xaicli.cli.render import err_console, out_console, table
-    from xaicli.engine.consistency_study import run_study
+    from xaicli.training.study import run_study
 
     console = err_console()
     rows = run_study(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,12 @@ def _value(text: str) -> Any:
 
 
 def method_params(methods: list[str], options: dict[str, Any], params: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """The chosen methods with their parameters, from ``--method`` and the shortcut options."""
     from xaicli import plugins
-    from xaicli.engine.explain import accepts
     from xaicli.errors import UsageError
+
+    def accepts(name: str, key: str) -> bool:
+        return plugins.accepts("explainers", name, key)
 
     names: list[str] = []
     for item in methods:
@@ -77,30 +79,6 @@ def method_params(methods: list[str], options: dict[str, Any], params: list[str]
     return chosen
 
 
-def _mask_lookup(path: Path):
-    """A function from an image file to its target mask: one file for all, or a folder."""
-    from xaicli.errors import InputError
-    from xaicli.io import iter_image_files
-
-    if path.is_file():
-        return lambda image: path
-    if not path.is_dir():
-        raise InputError(f"{path}: no such mask file or folder")
-    masks = iter_image_files([path])
-
-    def find(image: Path) -> Path | None:
-        stem = image.stem
-        same = [m for m in masks if m.stem == stem]
-        if same:
-            return same[0]
-        # DRIVE-like naming: 21_training.tif <-> 21_manual1.gif (same leading id)
-        prefix = stem.split("_")[0] + "_"
-        close = [m for m in masks if m.stem.startswith(prefix)]
-        return close[0] if len(close) == 1 else None
-
-    return find
-
-
 def explain(
     model: Path = typer.Argument(..., help="Model file (.keras from `xaicli train`, any .keras/.h5, or a SavedModel folder)."),
     inputs: list[Path] = typer.Argument(..., help="Image files and folders (PNG/JPEG/TIFF/GIF/DICOM), searched recursively."),
@@ -131,68 +109,43 @@ def explain(
 ) -> None:
     """Explain MODEL's predictions on INPUTS: per image and method a raw map, an overlay PNG, and maps.csv."""
     from xaicli.cli.render import err_console, out_console, table
-    from xaicli.errors import EXIT_INPUT, InputError, OutputError, PartialFailure, UsageError
-    from xaicli.io import COLORMAPS, iter_image_files
+    from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
+    from xaicli.io import to_json
 
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
     if score not in ("probability", "logit"):
         raise UsageError(f"--score must be probability or logit, not {score!r}")
-    if map_format not in ("npy", "npz"):
-        raise UsageError(f"--format must be npy or npz, not {map_format!r}")
-    if colormap not in COLORMAPS:
-        raise UsageError(f"--colormap must be one of {', '.join(COLORMAPS)}, not {colormap!r}")
-    if not 0.0 <= alpha <= 1.0:
-        raise UsageError(f"--alpha must lie in [0, 1], not {alpha}")
     options = {"layer": list(layer or []) or None, "steps": steps, "baseline": baseline, "samples": samples,
                "masks": masks, "segmentation": segmentation, "seed": seed}
     methods = method_params(list(method), options, list(param or []))
-    files = iter_image_files(inputs)
-    if not files:
-        raise InputError(f"no image files found in {', '.join(str(p) for p in inputs)}")
-    index = output / "maps.csv"
-    if index.exists() and not overwrite:
-        raise OutputError(f"{index}: exists already (pass --overwrite to replace it)")
-    mask_fn = _mask_lookup(target_mask) if target_mask is not None else None
 
-    from xaicli.engine.explain import explain_files, output_names, write_index, write_result
     from xaicli.models.io import load_model
+    from xaicli.pipeline.explain import explain as run_explain
 
     names = [n.strip() for n in class_names.split(",") if n.strip()] if class_names else None
     loaded = load_model(model, task=task, class_names=names, preprocessing=preprocessing,
                         input_shape=input_shape, allow_unsafe=allow_unsafe)
     console = err_console() if as_json else out_console()
-    rows: list[dict[str, Any]] = []
-    failures: list[tuple[str, str]] = []
-    summary: list[dict[str, Any]] = []
-    results = explain_files(loaded, files, methods, target=target, target_mask=mask_fn,
-                            batch_size=batch_size, names=output_names(files, inputs), score=score)
-    for result in results:
-        if not result.ok:
-            failures.append((str(result.file), result.error or "failed"))
-            continue
-        written = write_result(result, output, fmt=map_format, colormap=colormap, alpha=alpha, overwrite=overwrite)
-        rows.extend(written)
-        summary.extend(written)
-    if rows:
-        write_index(rows, output, overwrite=overwrite)
+    result = run_explain(loaded, inputs, methods, output, target=target, target_mask=target_mask, score=score,
+                         batch_size=batch_size, map_format=map_format, colormap=colormap, alpha=alpha,
+                         overwrite=overwrite)
+    failures = result.failures
     if as_json:
-        doc = {"model": str(model), "task": loaded.info.task, "images": len(files),
-               "explained": len(files) - len(failures), "output": str(output), "maps": summary,
-               "failures": [{"file": f, "reason": r} for f, r in failures]}
-        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        doc = {"model": str(model), "task": loaded.info.task, "images": result.images,
+               "explained": result.explained, "output": str(output), "maps": result.maps,
+               "outputs": result.outputs, "failures": [{"file": f, "reason": r} for f, r in failures]}
+        sys.stdout.write(to_json(doc) + "\n")
         sys.stdout.flush()
-    elif rows:
-        limit = 60
+    elif result.rows:
+        limit = len(result.rows)
         shown = [(Path(r["image"]).name, r["method"] + (f" [{r['layer']}]" if r["layer"] else ""), r["prediction"],
                   r["target"], r["seconds"], "" if r["completeness_gap"] == "" else f"{r['completeness_gap']:+.2%}")
-                 for r in rows[:limit]]
-        title = f"Explanations ({len(rows)} maps of {len(files) - len(failures)} images{', first ' + str(limit) if len(rows) > limit else ''})"
+                 for r in result.rows]
+        title = f"Explanations ({result.maps} maps of {result.explained} images{', first ' + str(limit) if result.maps > limit else ''})"
         console.print(table(title, ["image", "method", "prediction", "target", "s/image", "IG gap"], shown))
         console.print(f"  maps and overlays: {output}/   index: {output / 'maps.csv'}")
     if failures:
-        error = PartialFailure(f"{len(failures)} of {len(files)} file(s) could not be explained"
-                               + ("" if rows else "; nothing was explained"), failures)
-        if not rows:
+        error = PartialFailure(f"{len(failures)} of {result.images} file(s) could not be explained"
+                               + ("" if result.maps else "; nothing was explained"), failures)
+        if not result.maps:
             error.exit_code = EXIT_INPUT
         raise error

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -57,9 +56,9 @@ def predict(
 ) -> None:
     """Predict INPUTS with MODEL: writes predictions.csv (and masks); evaluates when truth is known."""
     from xaicli.cli.render import err_console, out_console, table
-    from xaicli.engine import predict as engine
     from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
     from xaicli.models.io import load_model
+    from xaicli.pipeline import predict as engine
 
     if batch_size < 1:
         raise UsageError(f"batch size must be >= 1, not {batch_size}")
@@ -75,16 +74,17 @@ def predict(
     if as_json:
         summary = {
             "model": str(model), "task": loaded.info.task, "images": result.n_inputs,
-            "predicted": len(result.rows), "failures": [{"file": f, "reason": r} for f, r in result.failures],
+            "predicted": result.predicted, "failures": [{"file": f, "reason": r} for f, r in result.failures],
             "truth_source": result.truth_source, "evaluation": result.evaluation, "outputs": result.outputs,
         }
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        from xaicli.io import to_json
+
+        sys.stdout.write(to_json(summary) + "\n")
         sys.stdout.flush()
     else:
         shown = [c for c in result.columns if not c.startswith("p_") and c != "true_mask"]
-        limit = 50
-        rows = [[row.get(c, "") for c in shown] for row in result.rows[:limit]]
-        title = f"Predictions ({len(result.rows)} images{', first ' + str(limit) if len(result.rows) > limit else ''})"
+        rows = [[row.get(c, "") for c in shown] for row in result.rows]
+        title = f"Predictions ({result.predicted} images{', first ' + str(len(rows)) if result.predicted > len(rows) else ''})"
         console.print(table(title, shown, rows))
         if result.evaluation is not None:
             render_evaluation(console, loaded.info.task, result.evaluation, title=f"Evaluation (truth: {result.truth_source})")
@@ -94,7 +94,7 @@ def predict(
             console.print(f"  {key}: {path}")
     if result.failures:
         error = PartialFailure(f"{len(result.failures)} of {result.n_inputs} file(s) could not be processed"
-                               + ("" if result.rows else "; nothing was predicted"), result.failures)
-        if not result.rows:
+                               + ("" if result.predicted else "; nothing was predicted"), result.failures)
+        if not result.predicted:
             error.exit_code = EXIT_INPUT
         raise error

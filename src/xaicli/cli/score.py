@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -135,8 +134,8 @@ def score(
 ) -> None:
     """Score the maps of an `xaicli explain` run: writes scores.csv (image x method) and summary.csv."""
     from xaicli.cli.render import err_console, out_console
-    from xaicli.engine.score import score_run
     from xaicli.errors import EXIT_INPUT, PartialFailure
+    from xaicli.pipeline.score import score_run
     from xaicli.rois import parse_roi
 
     region = parse_roi(roi, roi_label) if roi else None
@@ -157,6 +156,8 @@ def score(
                    "no_region": [{"file": f, "reason": r} for f, r in result.no_region],
                    "failures": [{"item": f, "reason": r} for f, r in result.failures],
                    "warnings": result.warnings}
+        from xaicli.io import to_json
+
         sys.stdout.write(to_json(payload) + "\n")
     else:
         render_summary(console, f"Scores ({result.rows} maps, normalization: {result.normalization}"
@@ -172,22 +173,3 @@ def score(
         if not result.rows:
             error.exit_code = EXIT_INPUT
         raise error
-
-
-def to_json(payload: Any) -> str:
-    """Strict JSON (NaN and infinities become null, NumPy scalars plain numbers)."""
-
-    def clean(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            return value
-        return str(value)
-
-    return json.dumps(clean(payload), indent=2, allow_nan=False)

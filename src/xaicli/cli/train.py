@@ -160,7 +160,7 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from xaicli.cli.render import err_console, out_console
-    from xaicli.engine import train as engine
+    from xaicli.training import train as engine
 
     values = apply_config(ctx, config, dict(
         data=data, output=output, task=task, model=model, param=param, input_size=input_size, color=color,

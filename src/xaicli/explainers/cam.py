@@ -16,7 +16,7 @@ Parameters (all three):
   activation layers that follow it; found inside nested models too): a layer name, a path
   ``backbone/Conv_1`` into a nested model, ``all-conv``, or a list of these. With several layers the
   map returned is their combination (the mean of the per-layer maps, each scaled to [0, 1]); the
-  per-layer maps are in ``extras["layers"]``, as the chest X-ray study read them layer by layer.
+  per-layer maps are in the explanation's ``layers``, as the chest X-ray study read them layer by layer.
 
 Score-CAM only: ``max_channels`` (default ``None`` = all): keep the channels with the largest mean
 activation, to bound the cost (one model evaluation per channel and image).
@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xaicli.contracts import Explainer
+from xaicli.api import Blend, Explainer, Explanation
 from xaicli.explainers._common import check_positive, upsample
 
 
@@ -41,11 +41,11 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 class _CAM(Explainer):
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
+    uses_layers: ClassVar[bool] = True
 
     def __init__(self, layer: str | list[str] | tuple[str, ...] | None = None, **params: Any) -> None:
         super().__init__(layer=layer, **params)
         self.layer = layer
-        self.extras: dict[str, Any] = {}
 
     def layer_names(self) -> list[str] | None:
         if self.layer is None:
@@ -58,14 +58,14 @@ class _CAM(Explainer):
         """Per-layer maps (B, h, w) at each layer's own resolution, before upsampling."""
         raise NotImplementedError
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         size = runner.input_shape[:2]
         per_layer = {name: upsample(m, size) for name, m in self.layer_maps(runner, images, target).items()}
-        self.extras = {"layers": per_layer} if len(per_layer) > 1 else {"layer": next(iter(per_layer))}
         if len(per_layer) == 1:
-            return next(iter(per_layer.values())).astype(np.float32)
+            name, maps = next(iter(per_layer.items()))
+            return Explanation(maps, layer=name)
         combined = np.mean([_normalise(m) for m in per_layer.values()], axis=0)
-        return combined.astype(np.float32)
+        return Explanation(combined, layers=per_layer)
 
 
 class GradCAM(_CAM):
@@ -115,8 +115,6 @@ class ScoreCAM(_CAM):
         self.max_channels = None if max_channels is None else check_positive("max_channels", max_channels)
 
     def layer_maps(self, runner, images, target):
-        from xaicli.runner import Blend
-
         refs = runner.resolve_layers(self.layer_names())
         all_acts = runner.activations(images, refs)
         size = runner.input_shape[:2]

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xaicli.contracts import Explainer
+from xaicli.api import Explainer, Explanation, Stack
 from xaicli.explainers._common import accumulate, check_positive
 
 _CACHE_BYTES = 256 * 2**20
@@ -36,9 +36,9 @@ class Saliency(Explainer):
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         _, grads = runner.gradients(images, target, np.arange(len(images)))
-        return np.abs(grads).max(axis=-1).astype(np.float32)
+        return Explanation(np.abs(grads).max(axis=-1))
 
 
 class GradientXInput(Explainer):
@@ -47,10 +47,11 @@ class GradientXInput(Explainer):
     name: ClassVar[str] = "gradient-x-input"
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
+    display: ClassVar[str] = "abs"  # signed attributions: both signs count
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         _, grads = runner.gradients(images, target, np.arange(len(images)))
-        return (grads * images).sum(axis=-1).astype(np.float32)
+        return Explanation((grads * images).sum(axis=-1))
 
 
 class _Noisy(Explainer):
@@ -81,8 +82,6 @@ class _Noisy(Explainer):
 
     def _moments(self, runner: Any, images: np.ndarray, target: Any) -> tuple[np.ndarray, np.ndarray]:
         """Mean and mean square of the gradient over the noisy copies, per image."""
-        from xaicli.runner import Stack
-
         b = len(images)
         n = self.n_samples
         noise = self._noise(images.shape[1:])
@@ -109,7 +108,7 @@ class SmoothGrad(_Noisy):
 
     def explain(self, runner, images, target):
         mean, _ = self._moments(runner, images, target)
-        return np.abs(mean).max(axis=-1).astype(np.float32)
+        return Explanation(np.abs(mean).max(axis=-1))
 
 
 class SmoothGradSquared(_Noisy):
@@ -119,7 +118,7 @@ class SmoothGradSquared(_Noisy):
 
     def explain(self, runner, images, target):
         _, mean_sq = self._moments(runner, images, target)
-        return mean_sq.sum(axis=-1).astype(np.float32)
+        return Explanation(mean_sq.sum(axis=-1))
 
 
 class VarGrad(_Noisy):
@@ -129,4 +128,4 @@ class VarGrad(_Noisy):
 
     def explain(self, runner, images, target):
         mean, mean_sq = self._moments(runner, images, target)
-        return np.maximum(mean_sq - mean**2, 0.0).sum(axis=-1).astype(np.float32)
+        return Explanation(np.maximum(mean_sq - mean**2, 0.0).sum(axis=-1))

@@ -3,7 +3,7 @@
 ``IG_i(x) = (x_i - x'_i) * integral_0^1 d score(x' + a (x - x')) / d x_i da``, summed over channels
 (which keeps completeness: the map sums to ``score(x) - score(x')``). The integral is a quadrature
 over ``steps`` points; the *completeness gap* ``(sum of attributions - (score(x) - score(x'))) /
-|score(x) - score(x')|`` is reported with every map (``extras["completeness_gap"]``) so a user sees
+|score(x) - score(x')|`` is reported with every map (the explanation's ``completeness_gap``) so a user sees
 when more steps are needed.
 
 Parameters:
@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xaicli.contracts import Explainer
+from xaicli.api import Explainer, Explanation, Stack
 from xaicli.errors import UsageError
 from xaicli.explainers._common import accumulate, check_choice, check_positive
 
@@ -53,6 +53,7 @@ class IntegratedGradients(Explainer):
 
     name: ClassVar[str] = "ig"
     needs_gradients: ClassVar[bool] = True
+    display: ClassVar[str] = "abs"  # signed attributions: both signs count
 
     def __init__(
         self,
@@ -72,7 +73,6 @@ class IntegratedGradients(Explainer):
         self.blur_sigma = check_positive("blur_sigma", blur_sigma, integer=False)
         self.seed = int(seed)
         self.nodes, self.weights = quadrature(self.method, self.steps)
-        self.extras: dict[str, Any] = {}
 
     def baselines(self, runner: Any, images: np.ndarray) -> np.ndarray:
         h, w, c = runner.input_shape
@@ -94,9 +94,7 @@ class IntegratedGradients(Explainer):
         image = to_channels(resize(read_image(self.baseline), (h, w)), c)
         return np.broadcast_to(runner.preprocess(image[None].astype(np.float32)), images.shape).copy()
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
-        from xaicli.runner import Stack
-
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         images = np.asarray(images, np.float32)
         base = self.baselines(runner, images)
         b, n = len(images), self.steps
@@ -116,5 +114,4 @@ class IntegratedGradients(Explainer):
         delta = ends[:b].astype(np.float64) - ends[b:]
         gap = attributions.reshape(b, -1).sum(axis=1) - delta
         scale = np.where(np.abs(delta) > 1e-12, np.abs(delta), 1.0)
-        self.extras = {"completeness_gap": (gap / scale).astype(np.float64), "completeness_gap_abs": gap}
-        return attributions.astype(np.float32)
+        return Explanation(attributions, extras={"completeness_gap": gap / scale, "completeness_gap_abs": gap})

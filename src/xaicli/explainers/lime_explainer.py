@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xaicli.contracts import Explainer
+from xaicli.api import Blend, Explainer, Explanation
 from xaicli.errors import UsageError
 from xaicli.explainers._common import check_choice, check_positive
 
@@ -66,7 +66,6 @@ class LIME(Explainer):
             raise UsageError(f"hide_color must be a number or 'mean', not {hide_color!r}") from None
         self.kernel_width = check_positive("kernel_width", kernel_width, integer=False)
         self.seed = int(seed)
-        self.extras: dict[str, Any] = {}
 
     def segments(self, image: np.ndarray) -> np.ndarray:
         """Integer segment labels (H, W), 0..n-1, for one preprocessed image."""
@@ -91,11 +90,9 @@ class LIME(Explainer):
         _, inverse = np.unique(labels, return_inverse=True)  # relabel 0..n-1
         return inverse.reshape(labels.shape).astype(np.int64)
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         from lime.lime_base import LimeBase
         from sklearn.metrics import pairwise_distances
-
-        from xaicli.runner import Blend
 
         images = np.asarray(images, np.float32)
         b, n = len(images), self.num_samples
@@ -149,5 +146,4 @@ class LIME(Explainer):
                 weights[feature] = weight
             maps[i] = weights[seg]
             scores_r2.append(r2)
-        self.extras = {"lime_r2": np.asarray(scores_r2, np.float64)}
-        return maps
+        return Explanation(maps, extras={"lime_r2": scores_r2})

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xaicli.contracts import Explainer
+from xaicli.api import Blend, Explainer, Explanation
 from xaicli.errors import UsageError
 from xaicli.explainers._common import check_positive
 
@@ -45,9 +45,7 @@ class Occlusion(Explainer):
                 raise UsageError(f"fill must be black, mean or a number, not {fill!r}") from None
         self.fill = fill
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
-        from xaicli.runner import Blend
-
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         images = np.asarray(images, np.float32)
         b, (h, w, c) = len(images), runner.input_shape
         patch = self.patch_size or max(1, round(min(h, w) / 7))
@@ -79,4 +77,4 @@ class Occlusion(Explainer):
         for k, (y, x) in enumerate(boxes):
             total[:, y : y + patch, x : x + patch] += drop[:, k, None, None]
             count[y : y + patch, x : x + patch] += 1.0
-        return (total / np.maximum(count, 1.0)).astype(np.float32)
+        return Explanation(total / np.maximum(count, 1.0))

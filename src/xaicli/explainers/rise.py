@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from xaicli.contracts import Explainer
+from xaicli.api import Blend, Explainer, Explanation
 from xaicli.errors import UsageError
 from xaicli.explainers._common import check_positive, weighted_sum
 
@@ -80,6 +80,7 @@ class RISE(Explainer):
     name: ClassVar[str] = "rise"
     needs_scores: ClassVar[bool] = False
     needs_blends: ClassVar[bool] = True
+    display: ClassVar[str] = "minmax"  # the map carries the mean score everywhere: show it above its minimum
 
     def __init__(self, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, seed: int = 0,
                  center: bool | str = False, **params: Any) -> None:
@@ -103,9 +104,7 @@ class RISE(Explainer):
             self._masks = RISEMasks(self.n_masks, self.grid_size, self.p, self.seed, tuple(size))
         return self._masks
 
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
-        from xaicli.runner import Blend
-
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         images = np.asarray(images, np.float32)
         b, n = len(images), self.n_masks
         masks = self.masks(runner.input_shape[:2])
@@ -128,4 +127,4 @@ class RISE(Explainer):
                     mask_sum += m.sum(axis=0, dtype=np.float64)
         if self.center:
             sal -= (score_sums / n)[:, None, None] * mask_sum
-        return (sal / (n * self.p)).astype(np.float32)
+        return Explanation(sal / (n * self.p))

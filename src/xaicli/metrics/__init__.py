@@ -9,64 +9,31 @@ dataset metrics (``per_image = False``, e.g. ``consistency``) that score a set o
   callable from a batch of such images to one target score per image (faithfulness metrics);
 * ``random_saliency`` -- the map of the same image from a weight-randomised copy of the model.
 
-Map normalisation is explicit: ``normalization="positive"`` (default) keeps the positive part of
-the map (evidence *for* the target, as the age study's "non-negative mass"), ``"abs"`` takes
-magnitudes (for signed maps such as Integrated Gradients when both signs count), ``"minmax"``
-subtracts the map's minimum (for maps that carry a large constant offset, such as RISE's
-``E[f(x * M) M]``, whose positive part is nearly flat). NaN and infinite values count as 0. The
-mode is recorded in every output row.
+Map normalisation is explicit (``normalization=``, defined in :mod:`xaicli.normalization`):
+``positive`` (default) keeps the positive part of the map, ``abs`` takes magnitudes, ``minmax``
+subtracts the map's minimum. The mode is recorded in every output row.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
-
-from xaicli.contracts import Metric
+from xaicli.api import Metric
 from xaicli.errors import UsageError
+from xaicli.normalization import NORMALIZATIONS, nonnegative, unit_range
 
-NORMALIZATIONS = ("positive", "abs", "minmax")
-
-
-def nonnegative(saliency: np.ndarray, mode: str = "positive") -> np.ndarray:
-    """The map as non-negative float64 mass: positive part or magnitude, NaN/inf as 0."""
-    if mode not in NORMALIZATIONS:
-        raise UsageError(f"unknown map normalization {mode!r}; choose from {', '.join(NORMALIZATIONS)}")
-    array = np.asarray(saliency, dtype=np.float64)
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim != 2:
-        raise UsageError(f"a saliency map must be 2-D (height, width), not of shape {array.shape}")
-    array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
-    if mode == "minmax":
-        return array - (array.min() if array.size else 0.0)
-    return np.abs(array) if mode == "abs" else np.maximum(array, 0.0)
-
-
-def unit_range(saliency: np.ndarray, mode: str = "positive") -> np.ndarray:
-    """The non-negative map divided by its maximum, so it lies in [0, 1] (all-zero stays zero)."""
-    mass = nonnegative(saliency, mode)
-    top = mass.max() if mass.size else 0.0
-    return mass / top if top > 0 else np.zeros_like(mass)
-
+__all__ = ["NORMALIZATIONS", "MapMetric", "nonnegative", "unit_range"]
 
 class MapMetric(Metric):
-    """Base of xaicli's metrics: parameters, the normalisation mode and the column label.
-
-    ``label`` is the column name in tables and CSVs (``RoiRatio``); ``requires`` the context keys
-    the engine must pass; ``higher_is_better`` is None where neither direction is better.
+    """Base of xaicli's metrics: parameter checking and the normalisation mode (the declarations
+    ``label``, ``requires``, ``higher_is_better``, ``per_image`` are those of :class:`xaicli.api.Metric`).
     """
-
-    label: ClassVar[str] = ""
-    requires: ClassVar[tuple[str, ...]] = ()
-    per_image: ClassVar[bool] = True
-    higher_is_better: ClassVar[bool | None] = None
 
     def __init__(self, normalization: str = "positive", **params: Any) -> None:
         if normalization not in NORMALIZATIONS:
             raise UsageError(
-                f"unknown map normalization {normalization!r}; choose from {', '.join(NORMALIZATIONS)}"
+                f"unknown map normalization {normalization!r}; choose from {', '.join(NORMALIZATIONS)}",
+                parameter="normalization",
             )
         if params:  # a typo (deletion.stpes=10) must not be ignored silently
             known = sorted(self.accepted_params())
@@ -92,9 +59,6 @@ class MapMetric(Metric):
                 if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY):
                     names.add(parameter.name)
         return names - {"self", "normalization"}
-
-    def column(self, region_label: str = "Roi") -> str:
-        return self.label
 
     def _context(self, context: dict[str, Any], key: str) -> Any:
         value = context.get(key)

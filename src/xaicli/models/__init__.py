@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xaicli.contracts import TASKS, ModelSpec
+from xaicli.api import TASKS, ModelSpec
 from xaicli.errors import PluginError, UsageError
 
 
@@ -19,7 +19,7 @@ def get_spec(name: str) -> ModelSpec:
     cls = plugins.load("models", name)
     spec = cls() if isinstance(cls, type) else cls
     if not isinstance(spec, ModelSpec):
-        raise PluginError(f"model {name!r} is not a xaicli.contracts.ModelSpec")
+        raise PluginError(f"model {name!r} is not a xaicli.api.ModelSpec")
     return spec
 
 

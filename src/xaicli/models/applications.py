@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from xaicli.contracts import ModelSpec
+from xaicli.api import ModelSpec
 from xaicli.errors import InputError, ModelError
 from xaicli.models import check_task, head, no_unknown, param
 

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from xaicli.contracts import TASKS, LoadedModel, ModelInfo
+from xaicli.api import TASKS, LoadedModel, ModelInfo
 from xaicli.errors import InputError, ModelError, OutputError, UsageError
 
 INFO_ENTRY = "xaicli.json"
@@ -125,20 +125,14 @@ def _load_savedmodel(path: Path, input_shape: tuple[int, int, int] | None) -> An
 
 
 def find_cam_layer(model: Any) -> str | None:
-    """The last layer with a spatial (rank-4) output before the model's head, or None."""
-    found = None
-    # not the layer that produces the output (a segmentation head would only echo the prediction)
-    outputs = {id(t) for t in getattr(model, "outputs", None) or ()}
-    for layer in model.layers:
-        try:
-            shape = layer.output.shape
-        except (AttributeError, ValueError):
-            continue
-        if id(layer.output) in outputs:
-            continue
-        if len(shape) == 4 and layer.__class__.__name__ not in ("InputLayer",) and (shape[1] or 0) > 1:
-            found = layer.name
-    return found
+    """The model's default CAM layer by the one rule (:func:`xaicli.runner.layers.default_cam_layer`),
+    or None when it has no spatial convolution."""
+    from xaicli.runner.layers import default_cam_layer
+
+    try:
+        return default_cam_layer(model).name
+    except ModelError:
+        return None
 
 
 def _infer_task(model: Any, path: Path) -> str:

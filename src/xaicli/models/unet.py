@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from xaicli.contracts import ModelSpec
+from xaicli.api import ModelSpec
 from xaicli.errors import UsageError
 from xaicli.models import check_task, no_unknown, param
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from xaicli.contracts import Explainer, Target
+from xaicli.api import Explainer, Target
 
 
 class EdgeBaseline(Explainer):

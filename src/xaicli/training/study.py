@@ -1,7 +1,7 @@
 """The Grad-CAM consistency study as one run: depth x lambda -> accuracy and consistency.
 
 For each depth of ``simple-cnn`` and each lambda (0 = plain training), train on the training
-folder with the consistency regulariser (:mod:`xaicli.engine.cam_consistency`), then on the test
+folder with the consistency regulariser (:mod:`xaicli.training.cam_consistency`), then on the test
 folder measure accuracy and the ``consistency`` metric L_CAM of the Grad-CAM maps (the same
 metric ``xaicli score`` reports). The study asked whether consistency and accuracy move together
 across CNNs of growing depth, and what the regulariser changes.
@@ -49,26 +49,28 @@ class StudyRow:
 
 def evaluate_consistency(model_path: Path, test_dir: Path, *, batch_size: int = 16) -> tuple[float, float, int, int, dict[str, np.ndarray]]:
     """Test accuracy, L_CAM of Grad-CAM maps, counts, and the class-mean maps of correct samples."""
-    from xaicli.engine import data as data_mod
-    from xaicli.engine.explain import explain_files
-    from xaicli.engine.predict import class_probabilities
+    from xaicli import datasets
+    from xaicli.io import Source, output_names
     from xaicli.metrics import unit_range
     from xaicli.metrics.consistency import ConsistencyAccumulator
     from xaicli.models.io import load_model
+    from xaicli.pipeline.run import Pipeline, make_methods
 
     loaded = load_model(model_path)
-    dataset = data_mod.discover(test_dir, task="classification")
-    truths = [dataset.class_names[i] for i in dataset.labels]
+    dataset = datasets.discover(test_dir, task="classification")
+    names = output_names(dataset.files, [Path(test_dir)] * len(dataset.files))
+    sources = [Source(f, Path(test_dir), n) for f, n in zip(dataset.files, names, strict=True)]
     accumulator = ConsistencyAccumulator("positive")
     sums: dict[str, np.ndarray] = {}
     correct = total = 0
-    for result, truth in zip(explain_files(loaded, dataset.files, [("gradcam", {})], batch_size=batch_size), truths, strict=True):
-        if not result.ok:
+    pipeline = Pipeline(loaded, make_methods(["gradcam"]), batch_size=batch_size)
+    for record in pipeline.records(sources, truths=dataset.labels):
+        if not record.ok:
             continue
         total += 1
-        saliency = result.maps[0].map
-        predicted = loaded.info.class_names[int(np.argmax(class_probabilities(np.asarray(result.prediction).reshape(1, -1))))]
-        if accumulator.add(saliency, truth, predicted):
+        saliency = record.maps[0].map
+        truth = dataset.class_names[record.truth]
+        if accumulator.add(saliency, truth, record.prediction.label):
             correct += 1
             sums[truth] = sums.get(truth, 0.0) + unit_range(saliency, "positive")
     result = accumulator.result()
@@ -96,7 +98,7 @@ def run_study(
 ) -> list[StudyRow]:
     """Train and evaluate every depth x lambda; write the CSV and the two figures."""
     from xaicli import io
-    from xaicli.engine.train import train
+    from xaicli.training.train import train
 
     status = on_status or (lambda message: None)
     if not depths or not lambdas:
@@ -139,7 +141,7 @@ def _last(history: dict[str, list[float]], *keys: str) -> float:
 
 
 def _scatter_png(rows: list[StudyRow]) -> bytes:
-    from xaicli.engine.evaluation import figure_png, pyplot
+    from xaicli.evaluation import figure_png, pyplot
 
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(6, 4.5))

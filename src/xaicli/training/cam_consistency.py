@@ -70,7 +70,7 @@ def make_consistency_model(base: Any, layer: str | None, num_classes: int, *, de
     from xaicli.runner import ModelRunner, tap_model
 
     if not 0.0 <= decay < 1.0:
-        raise UsageError(f"--cam-decay must lie in [0, 1), not {decay}")
+        raise UsageError(f"cam_decay must lie in [0, 1), not {decay}", parameter="cam_decay")
     ref = ModelRunner(base).resolve_layers(layer)[0]
     tapped = tap_model(base, [ref.path])
     height, width = int(ref.output_shape[1]), int(ref.output_shape[2])

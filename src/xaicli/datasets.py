@@ -3,8 +3,9 @@
 * classification: folder-per-class (``DATA/<class>/**/image``);
 * regression: a labels CSV (``file,value``) or a filename pattern; UTKFace's
   ``{age}_{gender}_{race}_*`` is built in (``--pattern utkface``, and recognised by itself);
-* segmentation: an image folder plus a mask folder (masks matched by file stem, or by the leading
-  number as in DRIVE); the DRIVE layout (``images/`` + ``1st_manual/``) is recognised by itself.
+* segmentation: an image folder plus a mask folder (masks matched by :class:`xaicli.io.MaskMatcher`,
+  as DRIVE's 21_training -> 21_manual1); the DRIVE layout (``images/`` + ``1st_manual/``) is
+  recognised by itself.
 
 Plain Python and NumPy: no TensorFlow here.
 """
@@ -21,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from xaicli.errors import InputError, UsageError
-from xaicli.io import iter_image_files
+from xaicli.io import MaskMatcher, Source, iter_image_files
+from xaicli.io.discover import DRIVE_IMAGES, is_drive_root
 
 UTKFACE_PATTERN = "{age}_{gender}_{race}_*"
 PATTERN_ALIASES = {"utkface": UTKFACE_PATTERN}
-DRIVE_IMAGES, DRIVE_MASKS = "images", "1st_manual"
+DRIVE_MASKS = "1st_manual"
 
 
 @dataclass
@@ -117,76 +119,31 @@ def _label_for(file: Path, labels: dict[str, float], root: Path | None) -> float
     return None
 
 
-# ----------------------------------------------------------------------------------- masks
-
-
-def is_drive_root(folder: Path) -> bool:
-    return (folder / DRIVE_IMAGES).is_dir() and (folder / DRIVE_MASKS).is_dir()
-
-
-def _mask_key(stem: str) -> str:
-    return stem.split("_")[0]
-
-
-def mask_index(mask_dir: Path) -> dict[str, Path]:
-    if not mask_dir.is_dir():
-        raise InputError(f"{mask_dir}: no such mask folder")
-    index: dict[str, Path] = {}
-    for mask in iter_image_files([mask_dir]):
-        index[mask.stem] = mask
-        index.setdefault("#" + _mask_key(mask.stem), mask)
-    return index
-
-
-def find_mask(image: Path, index: dict[str, Path]) -> Path | None:
-    """The mask for an image: same stem, or the same leading number (DRIVE: 21_training ->
-    21_manual1)."""
-    return index.get(image.stem) or index.get("#" + _mask_key(image.stem))
-
-
-def drive_mask_dir(image: Path) -> Path | None:
-    """``../1st_manual`` beside an image in a DRIVE ``images/`` folder, if it exists."""
-    if image.parent.name == DRIVE_IMAGES and (image.parent.parent / DRIVE_MASKS).is_dir():
-        return image.parent.parent / DRIVE_MASKS
-    return None
-
-
-# ------------------------------------------------------------------------- inputs for predict
-
-
-def expand_inputs(inputs: Sequence[str | Path]) -> list[tuple[Path, Path]]:
-    """Image files as (file, root) pairs; a DRIVE root folder contributes its ``images/`` only."""
-    pairs: list[tuple[Path, Path]] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            root = path / DRIVE_IMAGES if is_drive_root(path) else path
-            pairs.extend((f, root) for f in iter_image_files([root]))
-        elif path.is_file():
-            pairs.append((path, path.parent))
-        else:
-            raise InputError(f"{path}: no such file or folder")
-    return pairs
-
-
 def truths(
-    files: Sequence[Path],
+    sources: Sequence[Source],
     info: Any,
     *,
-    roots: Sequence[Path] | None = None,
     labels: str | Path | None = None,
     label_column: str | None = None,
     pattern: str | None = None,
     masks: str | Path | None = None,
 ) -> tuple[list[Any], str | None]:
-    """The known truth per file (None where unknown) for a model's task, and where it came from.
+    """The known truth per input (None where unknown) for a model's task, and where it came from.
 
     classification: the parent folder's name when it is one of the model's classes;
     regression: ``labels`` CSV, else ``pattern``, else the pattern the model was trained with,
     else UTKFace names; segmentation: ``masks`` folder, else DRIVE's ``1st_manual`` beside
-    ``images/``. Returns mask *paths* for segmentation.
+    ``images/``. Returns mask *paths* for segmentation. In-memory inputs have no truth.
     """
-    roots = list(roots) if roots is not None else [None] * len(files)  # type: ignore[list-item]
+    files = [s.path if s.path is not None else Path(s.name) for s in sources]
+    roots = [s.root for s in sources]
+    known = [s.path is not None for s in sources]
+    found, source = _truths(files, roots, info, labels, label_column, pattern, masks)
+    return [v if k else None for v, k in zip(found, known, strict=True)], source
+
+
+def _truths(files: list[Path], roots: list[Path | None], info: Any, labels: Any, label_column: Any,
+            pattern: Any, masks: Any) -> tuple[list[Any], str | None]:
     if info.task == "classification":
         names = {name: i for i, name in enumerate(info.class_names)}
         found = [names.get(f.parent.name) for f in files]
@@ -204,16 +161,24 @@ def truths(
             if pattern or any(v is not None for v in found):
                 return found, f"file names ({candidate})"
         return [None] * len(files), None
-    index = mask_index(Path(masks)) if masks is not None else None
+    given = MaskMatcher(masks) if masks is not None else None
+    beside: dict[Path, MaskMatcher] = {}
     found = []
     for f in files:
-        if index is not None:
-            found.append(find_mask(f, index))
-            continue
-        folder = drive_mask_dir(f)
-        found.append(find_mask(f, mask_index(folder)) if folder is not None else None)
+        matcher = given
+        folder = drive_mask_dir(f) if given is None else None
+        if folder is not None:
+            matcher = beside.setdefault(folder, MaskMatcher(folder))
+        found.append(matcher.get(f) if matcher is not None else None)
     source = (f"mask folder {masks}" if masks is not None else "DRIVE 1st_manual") if any(found) else None
     return found, source
+
+
+def drive_mask_dir(image: Path) -> Path | None:
+    """``../1st_manual`` beside an image in a DRIVE ``images/`` folder, if it exists."""
+    if image.parent.name == DRIVE_IMAGES and (image.parent.parent / DRIVE_MASKS).is_dir():
+        return image.parent.parent / DRIVE_MASKS
+    return None
 
 
 # -------------------------------------------------------------------------- training datasets
@@ -288,9 +253,9 @@ def discover(
         mask_dir = Path(masks) if masks is not None else root / DRIVE_MASKS
         if not mask_dir.is_dir():
             raise InputError(f"{root}: segmentation needs --masks FOLDER or the DRIVE layout (images/ + 1st_manual/)")
-        index = mask_index(mask_dir)
+        matcher = MaskMatcher(mask_dir)
         files = [f for f in iter_image_files([image_dir]) if mask_dir not in f.parents]
-        pairs = [(f, find_mask(f, index)) for f in files]
+        pairs = [(f, matcher.get(f)) for f in files]
         matched = [(f, m) for f, m in pairs if m is not None]
         if not matched:
             raise InputError(f"{image_dir}: no image has a mask in {mask_dir}")

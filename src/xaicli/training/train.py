@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from xaicli.contracts import ModelInfo
+from xaicli.api import ModelInfo
 from xaicli.errors import InputError, OutputError, UsageError, XaicliError
 
 OPTIMIZERS = ("nadam", "adam", "sgd", "rmsprop")
@@ -179,20 +179,16 @@ def train(
     """Train and write the outputs; returns what was written and the validation report.
 
     ``cam_consistency`` (classification only) adds the Grad-CAM consistency regulariser with that
-    final lambda (:mod:`xaicli.engine.cam_consistency`) at ``cam_layer`` (default: the model's CAM
+    final lambda (:mod:`xaicli.training.cam_consistency`) at ``cam_layer`` (default: the model's CAM
     layer); lambda follows ``cam_schedule`` after ``cam_warmup`` epochs, and ``history`` then logs
     ``task_loss``, ``cam_loss`` and ``cam_lambda`` per epoch.
     """
-    from xaicli import io
-    from xaicli.engine import data as data_mod
-    from xaicli.engine import evaluation
-    from xaicli.engine.predict import (
-        BatchPredictor,
-        class_probabilities,
-        write_classification_files,
-    )
+    from xaicli import datasets as data_mod
+    from xaicli import evaluation, io
+    from xaicli.evaluation import write_classification_files
     from xaicli.models import get_spec
     from xaicli.models.io import find_cam_layer, save_model
+    from xaicli.predictions import class_probabilities
 
     status = on_status or (lambda message: None)
     if epochs < 1:
@@ -209,7 +205,7 @@ def train(
     size = parse_size(input_size)
     schedule = None
     if cam_consistency is not None:
-        from xaicli.engine.cam_consistency import LambdaSchedule
+        from xaicli.training.cam_consistency import LambdaSchedule
 
         schedule = LambdaSchedule(float(cam_consistency), epochs, cam_schedule, int(cam_warmup))
     out = Path(output_dir)
@@ -285,8 +281,7 @@ def train(
         extra["target_mean"], extra["target_std"] = mean, std
     else:
         y_train_fit, y_val_fit = y_train, y_val
-    cam = getattr(spec, "default_cam_layer", None)
-    info.cam_layer = cam(net) if cam is not None else find_cam_layer(net)
+    info.cam_layer = spec.default_cam_layer(net) or find_cam_layer(net)
 
     if task == "classification":
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
@@ -301,7 +296,7 @@ def train(
         fit_model = net
     callbacks: list[Any] = []
     if schedule is not None:
-        from xaicli.engine.cam_consistency import lambda_callback, make_consistency_model
+        from xaicli.training.cam_consistency import lambda_callback, make_consistency_model
 
         fit_model = make_consistency_model(net, cam_layer or info.cam_layer, num_outputs, decay=cam_decay)
         callbacks.append(lambda_callback(fit_model, schedule))
@@ -336,7 +331,9 @@ def train(
 
     report = None
     if len(x_val):
-        outputs = BatchPredictor(net, min(batch_size, len(x_val)))(x_val)
+        from xaicli.runner import ModelRunner
+
+        outputs = ModelRunner(net, batch_size=min(batch_size, len(x_val))).predict(x_val)
         if task == "classification":
             predicted = np.argmax(class_probabilities(outputs), axis=1)
             report = evaluation.classification_report(y_val.tolist(), predicted.tolist(), info.class_names, normal_class)

@@ -1,31 +1,24 @@
-"""Reading every image kind and writing every output, in one place.
+"""Reading every image kind, in one place: PNG, JPEG, BMP, TIFF, GIF and DICOM, and saved maps.
 
 Readers return ``float32`` arrays of shape (height, width, channels) scaled to [0, 1], with
 channels 1 (grayscale) or 3 (RGB, in that order). RGBA loses its alpha channel (composited on
 black: transparent pixels carry no image content a model should see). 16-bit images are scaled by
 65535, DICOM by its VOI window (see ``xaicli.dicom``). Format is recognised from the file's
 content; a file whose content does not match its extension is refused as mislabelled.
-
-Writers are atomic (a temporary file in the same folder, then a rename) and refuse to replace an
-existing file unless ``overwrite=True``: an interrupted run never leaves half a file, and a rerun
-never destroys earlier results by accident.
 """
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
 import io as _io
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xaicli.errors import InputError, OutputError, XaicliError
+from xaicli.errors import InputError, XaicliError
 
 IMAGE_SUFFIXES = {
     ".png": "PNG",
@@ -41,7 +34,7 @@ IMAGE_SUFFIXES = {
 
 
 @functools.cache
-def _cv2():
+def cv2_module():
     import cv2
 
     # OpenCV logs decoder errors ("[ERROR:0@0.02] ... TIFF_Error ...") straight to stderr; our own
@@ -71,45 +64,6 @@ def sniff_format(head: bytes) -> str | None:
     if head.startswith((b"GIF87a", b"GIF89a")):
         return "GIF"
     return None
-
-
-def is_image_file(path: Path) -> bool:
-    """True for files whose suffix names a readable image, and for suffix-less DICOM files."""
-    suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
-        return True
-    if suffix == "" and path.is_file():
-        try:
-            with open(path, "rb") as handle:
-                return sniff_format(handle.read(132)) == "DICOM"
-        except OSError:
-            return False
-    return False
-
-
-def iter_image_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Expand files and folders into image files: folders recursively, in a stable sorted order.
-
-    A named file is kept whatever its suffix (the reader then says what is wrong with it); inside
-    folders only image files are taken, and hidden files and folders are skipped.
-    """
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = [
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-                and is_image_file(p)
-            ]
-            files.extend(sorted(found, key=lambda p: p.relative_to(path).as_posix()))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{path}: no such file or folder")
-    return files
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -238,7 +192,7 @@ def _palette_is_gray(image: Any) -> bool:
 
 
 def _read_with_opencv(path: Path, data: bytes) -> np.ndarray:
-    cv2 = _cv2()
+    cv2 = cv2_module()
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
         raise InputError(f"{path}: cannot decode image (corrupt or unsupported)")
@@ -265,10 +219,11 @@ def _read_image(path: Path, frame: int | None) -> np.ndarray:
     data = _read_bytes(path)
     fmt = sniff_format(data[:132])
     expected = IMAGE_SUFFIXES.get(path.suffix.lower())
-    if fmt is None and expected == "DICOM":  # DICOM without preamble: let pydicom decide
-        from xaicli.dicom import read_dicom_image
+    if fmt is None and expected in ("DICOM", None):  # DICOM without preamble (PS3.10 allows it)
+        from xaicli.dicom import dicom_start, read_dicom_image
 
-        return read_dicom_image(path, frame=frame, force=True)
+        if expected == "DICOM" or dicom_start(data) is not None:
+            return read_dicom_image(path, frame=frame, force=True)
     if fmt is None:
         if expected is not None:
             raise InputError(f"{path}: not a valid {expected} file (unrecognised content)")
@@ -302,7 +257,7 @@ def read_mask(path: str | os.PathLike[str], *, shape: tuple[int, int] | None = N
     image = read_image(path)
     mask = image.max(axis=2) > 0.5
     if shape is not None and mask.shape != tuple(shape):
-        cv2 = _cv2()
+        cv2 = cv2_module()
         mask = cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
     return mask
 
@@ -324,7 +279,7 @@ def resize(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "ar
     """Resize (H, W[, C]) to ``size`` = (height, width); area averaging when shrinking."""
     if image.shape[:2] == tuple(size):
         return image
-    cv2 = _cv2()
+    cv2 = cv2_module()
     shrinking = size[0] < image.shape[0] or size[1] < image.shape[1]
     flag = {
         "area": cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
@@ -338,160 +293,43 @@ def resize(image: np.ndarray, size: tuple[int, int], *, interpolation: str = "ar
     return out
 
 
-# ----------------------------------------------------------------------------------- writers
 
 
-@functools.cache
-def _umask() -> int:
-    # os.umask can only be read by setting it; read it once, before any worker threads start
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], *, overwrite: bool = False, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside ``path``; rename it onto ``path`` only if the block succeeds."""
+def load_map(path: str | os.PathLike[str]) -> np.ndarray:
+    """A saliency map from NPY, or NPZ (key ``map``, else its only array), as float32 (H, W)."""
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such map file") from None
     except OSError as exc:
-        raise OutputError(f"{path}: cannot be written ({exc.strerror or exc})") from None
-    tmp = Path(tmp_name)
+        raise InputError(f"{path}: cannot read the map ({exc.strerror or exc})") from None
+    if not head.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")):
+        what = "is empty" if not head else "is not a NumPy .npy or .npz file (wrong leading bytes)"
+        raise InputError(f"{path}: the map {what}")
     try:
-        with os.fdopen(fd, mode, **({"newline": ""} if "b" not in mode else {})) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates 0600; give the file the mode a plain open() would (0666 minus umask)
-        os.chmod(tmp, 0o666 & ~_umask())
-        if not overwrite and path.exists():  # created by someone else meanwhile
-            raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
-    with atomic_output(path, overwrite=overwrite) as handle:
-        handle.write(data)
-    return Path(path)
-
-
-def encode_png(image: np.ndarray) -> bytes:
-    """PNG bytes of an RGB / grayscale uint8 or uint16 array (float in [0, 1] is scaled to uint8)."""
-    cv2 = _cv2()
-    array = np.asarray(image)
-    if np.issubdtype(array.dtype, np.floating):
-        array = np.clip(np.round(array * 255.0), 0, 255).astype(np.uint8)
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    if array.ndim == 3 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim == 3:
-        array = array[:, :, ::-1]  # RGB -> BGR for OpenCV
-    ok, buffer = cv2.imencode(".png", np.ascontiguousarray(array))
-    if not ok:
-        raise OutputError("cannot encode PNG")
-    return buffer.tobytes()
-
-
-def write_png(path: str | os.PathLike[str], image: np.ndarray, *, overwrite: bool = False) -> Path:
-    return write_bytes(path, encode_png(image), overwrite=overwrite)
-
-
-def write_npy(path: str | os.PathLike[str], array: np.ndarray, *, overwrite: bool = False) -> Path:
-    with atomic_output(path, overwrite=overwrite) as handle:
-        np.save(handle, np.asarray(array), allow_pickle=False)
-    return Path(path)
-
-
-def write_npz(path: str | os.PathLike[str], *, overwrite: bool = False, **arrays: np.ndarray) -> Path:
-    with atomic_output(path, overwrite=overwrite) as handle:
-        np.savez_compressed(handle, **{k: np.asarray(v) for k, v in arrays.items()})
-    return Path(path)
-
-
-def write_csv(
-    path: str | os.PathLike[str],
-    rows: Iterable[dict[str, Any]],
-    *,
-    columns: Sequence[str] | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write dict rows as CSV; ``columns`` fixes the column order (default: first row's keys)."""
-    rows = list(rows)
-    if columns is None:
-        columns = list(rows[0]) if rows else []
-    with atomic_output(path, overwrite=overwrite, mode="w") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="raise")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
-    return Path(path)
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.6g}"
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
-# ----------------------------------------------------------------------------------- overlays
-
-COLORMAPS = ("jet", "turbo", "inferno", "viridis", "magma", "hot", "gray")
-
-
-def normalize_map(saliency: np.ndarray, *, mode: str = "positive") -> np.ndarray:
-    """Scale a map to [0, 1] for display: ``positive`` keeps the positive part, ``abs`` magnitudes,
-    ``minmax`` subtracts the minimum (for maps with a large offset, such as RISE's)."""
-    array = np.asarray(saliency, dtype=np.float32)
-    array = np.nan_to_num(array, nan=0.0, posinf=0.0, neginf=0.0)
-    if mode == "minmax":
-        array = array - (float(array.min()) if array.size else 0.0)
-    array = np.abs(array) if mode == "abs" else np.maximum(array, 0.0)
-    top = float(array.max()) if array.size else 0.0
-    return array / top if top > 0 else np.zeros_like(array)
-
-
-def colorize(saliency01: np.ndarray, colormap: str = "jet") -> np.ndarray:
-    """A [0, 1] map as an RGB uint8 picture (jet: red = high contribution, blue = low)."""
-    cv2 = _cv2()
-    if colormap not in COLORMAPS:
-        raise InputError(f"unknown colormap {colormap!r}; choose from {', '.join(COLORMAPS)}")
-    gray = np.clip(np.round(saliency01 * 255.0), 0, 255).astype(np.uint8)
-    if colormap == "gray":
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    code = getattr(cv2, f"COLORMAP_{colormap.upper()}")
-    return cv2.applyColorMap(gray, code)[:, :, ::-1]
-
-
-def overlay(
-    image: np.ndarray,
-    saliency: np.ndarray,
-    *,
-    colormap: str = "jet",
-    alpha: float = 0.45,
-    mode: str = "positive",
-) -> np.ndarray:
-    """Blend a saliency map (resized to the image) over the image, as the source studies show it.
-
-    ``image`` is float (H, W, C) in [0, 1]; the result is RGB uint8. ``alpha`` is the weight of the
-    heatmap (0 = image only, 1 = heatmap only).
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise InputError(f"alpha must lie in [0, 1], not {alpha}")
-    height, width = image.shape[:2]
-    heat = normalize_map(saliency, mode=mode)
-    if heat.shape != (height, width):
-        heat = resize(heat, (height, width), interpolation="linear")
-    heat_rgb = colorize(heat, colormap).astype(np.float32) / 255.0
-    base = to_channels(np.clip(image, 0.0, 1.0).astype(np.float32), 3)
-    blended = (1.0 - alpha) * base + alpha * heat_rgb
-    return np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():  # object arrays: not a map xaicli wrote, never unpickled
+            raise InputError(f"{path}: the map holds Python objects, not numbers") from None
+        raise InputError(f"{path}: corrupt or truncated map ({' '.join(str(exc).split())[:160]})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: corrupt or truncated map ({' '.join(str(exc).split())[:160]})") from None
+    if isinstance(data, np.lib.npyio.NpzFile):
+        with data:
+            keys = list(data.keys())
+            if "map" in keys:
+                array = data["map"]
+            elif len(keys) == 1:
+                array = data[keys[0]]
+            else:
+                raise InputError(f"{path}: NPZ holds {', '.join(keys)}; expected one array or 'map'")
+    else:
+        array = data
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim != 2:
+        raise InputError(f"{path}: a map must be 2-D (height, width), not {array.shape}")
+    return array

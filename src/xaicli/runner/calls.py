@@ -23,12 +23,14 @@ the per-row weights as a tensor argument, so one compiled function serves every 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from xaicli.api import Blend, LayerRef, Stack
 from xaicli.errors import ModelError, UsageError
+from xaicli.runner import layers as _layers
+from xaicli.runner.graph import logit_model, tap_model
 
 DEFAULT_BATCH_SIZE = 16
 SCORES = ("probability", "logit")
@@ -36,76 +38,10 @@ SCORES = ("probability", "logit")
 PREFETCH = True
 
 
-@dataclass
-class Stack:
-    """A lazily built stack of ``length`` model inputs; ``rows[i]`` is the image row i belongs to.
-
-    ``build(start, stop)`` returns inputs ``start:stop`` as float32 (n, H, W, C).
-    """
-
-    length: int
-    rows: np.ndarray
-    build: Callable[[int, int], np.ndarray]
-
-    def __len__(self) -> int:
-        return self.length
-
-    @classmethod
-    def of(cls, array: np.ndarray, rows: Sequence[int] | np.ndarray | None = None) -> Stack:
-        array = np.asarray(array, dtype=np.float32)
-        rows = np.arange(len(array)) if rows is None else np.asarray(rows, dtype=np.int64)
-        return cls(len(array), rows, lambda a, b: array[a:b])
-
-
-@dataclass
-class Blend:
-    """Perturbed copies ``fill + (image - fill) * mask`` of a few images (RISE, LIME, occlusion).
-
-    Only the masks cross from NumPy (``build(start, stop)`` -> (n, H, W) float32, a third of the
-    data of an RGB stack); the gather and blend run inside the compiled call, in TensorFlow's
-    threads. ``images`` and ``fills`` are (b, H, W, C) model inputs; ``rows[i]`` is the image
-    copy i is made from (and whose target it scores).
-    """
-
-    images: np.ndarray
-    fills: np.ndarray  # (b, H, W, C), or per image and channel as (b, 1, 1, C)
-    rows: np.ndarray
-    build: Callable[[int, int], np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def inputs(self, start: int, stop: int, masks: np.ndarray) -> np.ndarray:
-        """The same copies built in NumPy (for targets without output weights)."""
-        rows = self.rows[start:stop]
-        fills = self.fills[rows]
-        return fills + (self.images[rows] - fills) * masks[..., None]
-
-
 def _as_stack(x: np.ndarray | Stack, rows: Sequence[int] | np.ndarray | None) -> Stack:
     if isinstance(x, Stack):
         return x
     return Stack.of(x, rows)
-
-
-@dataclass(frozen=True)
-class LayerRef:
-    """A layer of the model, possibly inside nested models; ``path`` = names from the top."""
-
-    path: tuple[str, ...]
-    layer: Any
-    output_shape: tuple[Any, ...]
-
-    @property
-    def name(self) -> str:
-        return "/".join(self.path)
-
-
-_CONV_CLASSES = ("Conv2D", "SeparableConv2D", "DepthwiseConv2D", "Conv2DTranspose", "Convolution2D")
-# Layers that keep a conv block's map (same shape, elementwise): Grad-CAM's default layer is the
-# last of these after the last conv, e.g. MobileNetV2's "out_relu" rather than the pre-BN "Conv_1".
-_PASS_THROUGH = ("BatchNormalization", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Dropout",
-                 "SpatialDropout2D", "GaussianNoise", "LayerNormalization", "Add", "Multiply")
 
 
 class ModelRunner:
@@ -117,7 +53,12 @@ class ModelRunner:
     ``score``: what the explainers' target weighs: ``probability`` (the model's own outputs) or
     ``logit`` (the pre-activation of a softmax / sigmoid output layer, the class score y^c that
     the Grad-CAM and Grad-CAM++ papers differentiate; tf-keras-vis calls it ReplaceToLinear).
-    ``predict`` always returns the model's own outputs (targets are resolved from those).
+    ``predict`` always returns the model's own outputs (targets are resolved from those), and
+    ``scores(..., probability=True)`` scores them (the faithfulness curves score what the model
+    outputs, whichever score the explanations weigh). ``cam_layer``: the default layer of the CAM
+    methods (a model file's stored one); None: the rule of :func:`xaicli.runner.layers.default_cam_layer`.
+    ``input_shape``: (H, W, C) for a model that accepts any size (default: the model's own).
+    One runner serves every method, metric and batch of a run.
     """
 
     def __init__(
@@ -127,11 +68,13 @@ class ModelRunner:
         batch_size: int = DEFAULT_BATCH_SIZE,
         preprocess: Callable[[np.ndarray], np.ndarray] | None = None,
         score: str = "probability",
+        cam_layer: str | None = None,
+        input_shape: Sequence[int] | None = None,
     ) -> None:
         import tensorflow as tf
 
         if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
+            raise UsageError(f"batch_size must be at least 1, not {batch_size}", parameter="batch_size")
         self.model = model
         self.batch_size = int(batch_size)
         self.preprocess = preprocess or (lambda images: np.asarray(images, dtype=np.float32))
@@ -139,16 +82,24 @@ class ModelRunner:
         if not inputs or len(inputs) != 1:
             raise ModelError("explanations need a model with exactly one image input")
         shape = tuple(inputs[0].shape)
-        if len(shape) != 4 or any(v is None for v in shape[1:]):
-            raise ModelError(f"explanations need a fixed (height, width, channels) input, not {shape}")
+        if len(shape) != 4:
+            raise ModelError(f"the model needs a (height, width, channels) image input, not {shape}")
+        if input_shape is not None:  # a model taking any size is run at the size given
+            if any(have is not None and have != want for have, want in zip(shape[1:], input_shape, strict=True)):
+                raise ModelError(f"the model takes inputs of shape {shape[1:]}, not {tuple(input_shape)}")
+            shape = (None, *input_shape)
+        if any(v is None for v in shape[1:]):
+            raise ModelError(f"the model accepts any input size {shape[1:]}; give input_shape (H, W, C)",
+                             parameter="input_shape")
         self.input_shape: tuple[int, int, int] = tuple(int(v) for v in shape[1:])  # type: ignore[assignment]
         outputs = model.outputs
         if len(outputs) != 1:
             raise ModelError("explanations need a model with exactly one output")
         self.output_shape: tuple[int, ...] = tuple(int(v) for v in outputs[0].shape[1:])
         if score not in SCORES:
-            raise UsageError(f"score must be one of {', '.join(SCORES)}, not {score!r}")
+            raise UsageError(f"score must be one of {', '.join(SCORES)}, not {score!r}", parameter="score")
         self.score_kind = score
+        self.cam_layer = cam_layer
         #: the model the explainers' scores and gradients come from
         self.explained = logit_model(model) if score == "logit" else model
         self._tf = tf
@@ -160,6 +111,8 @@ class ModelRunner:
         self._forward = tf.function(lambda x: self._forward_py(x), input_signature=[self._x_spec])
         self._score = tf.function(lambda x, w: self._score_py(x, w), input_signature=[self._x_spec, self._w_spec])
         self._grad = tf.function(lambda x, w: self._grad_py(x, w), input_signature=[self._x_spec, self._w_spec])
+        self._score_model = self._score if self.explained is model else tf.function(
+            lambda x, w: self._score_model_py(x, w), input_signature=[self._x_spec, self._w_spec])
         mask_spec = tf.TensorSpec((None, *self.input_shape[:2]), tf.float32)
         rows_spec = tf.TensorSpec((None,), tf.int32)
         self._blend = tf.function(lambda images, fills, rows, masks, w: self._blend_py(images, fills, rows, masks, w),
@@ -179,6 +132,9 @@ class ModelRunner:
 
     def _score_py(self, x, w):
         return self._tf.reduce_sum(self._out(self.explained, x) * w, axis=self._axes)
+
+    def _score_model_py(self, x, w):
+        return self._tf.reduce_sum(self._out(self.model, x) * w, axis=self._axes)
 
     def _blend_py(self, images, fills, rows, masks, w):
         tf = self._tf
@@ -242,13 +198,16 @@ class ModelRunner:
         parts = [self._forward(chunk).numpy() for _, _, chunk in self._chunks(stack)]
         return np.concatenate(parts) if parts else np.zeros((0, *self.output_shape), np.float32)
 
-    def iter_scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None) -> Iterator[tuple[int, int, np.ndarray]]:
-        """(start, stop, target scores) per chunk; row i of ``x`` scores image ``rows[i]``'s target."""
+    def iter_scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None, *,
+                    probability: bool = False) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(start, stop, target scores) per chunk; row i of ``x`` scores image ``rows[i]``'s target.
+        ``probability``: score the model's own outputs even where the runner explains logits."""
         stack = _as_stack(x, rows)
+        score = self._score_model if probability else self._score
         for start, stop, chunk in self._chunks(stack):
             if hasattr(target, "weights_for"):
                 w = self._weights(target, stack.rows[start:stop])
-                yield start, stop, self._score(chunk, w).numpy()
+                yield start, stop, score(chunk, w).numpy()
             else:  # a plugin target without weights: score eagerly on compiled outputs
                 out = self._forward(chunk)
                 yield start, stop, np.asarray(target.score(out, stack.rows[start:stop]), np.float32)
@@ -274,8 +233,9 @@ class ModelRunner:
         parts = [s for _, _, _, s in self.iter_blend_scores(blend, target)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
-    def scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None) -> np.ndarray:
-        parts = [s for _, _, s in self.iter_scores(x, target, rows)]
+    def scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None, *, probability: bool = False) -> np.ndarray:
+        """Target scores (n,) of every row of ``x`` (see :meth:`iter_scores`)."""
+        parts = [s for _, _, s in self.iter_scores(x, target, rows, probability=probability)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
     def iter_gradients(self, x: np.ndarray | Stack, target: Any, rows: Any = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
@@ -298,12 +258,12 @@ class ModelRunner:
         if not hasattr(target, "weights_for"):
             raise UsageError(
                 f"target {type(target).__name__} has no output weights; gradient methods need a "
-                "target that is linear in the model output (xaicli.targets)"
+                "xaicli.api.Target (linear in the model output)", parameter="target",
             )
         return self._weights(target, rows)
 
     def trace(self, *, scores: bool = False, gradients: bool = False, blends: bool = False,
-              layers: Sequence[Sequence[LayerRef]] = ()) -> None:
+              layers: Sequence[Sequence[LayerRef]] = (), probability: bool = False) -> None:
         """Trace the compiled calls once on one row, ahead of any timing: tracing costs 0.2-3 s
         per function the first time, and would otherwise be charged to whichever method ran first."""
         x = np.zeros((1, *self.input_shape), np.float32)
@@ -311,6 +271,8 @@ class ModelRunner:
         self._forward(x)
         if scores:
             self._score(x, w)
+        if probability:
+            self._score_model(x, w)
         if blends:
             self._blend(x, x, np.zeros(1, np.int32), np.ones((1, *self.input_shape[:2]), np.float32), w)
         if gradients:
@@ -325,54 +287,32 @@ class ModelRunner:
     def layers(self) -> list[LayerRef]:
         """Every layer with a spatial (4-D) output, nested models expanded, in graph order."""
         if self._layers is None:
-            self._layers = list(_walk(self.model, ()))
+            self._layers = list(_layers.walk(self.model))
         return self._layers
 
     def conv_layers(self) -> list[LayerRef]:
-        return [ref for ref in self.layers() if type(ref.layer).__name__ in _CONV_CLASSES]
+        return [ref for ref in self.layers() if _layers.is_conv(ref)]
 
     def default_cam_layer(self) -> LayerRef:
-        """The last spatial conv layer, carried forward over same-shape BN / activation layers."""
-        refs = self.layers()
-        convs = [i for i, ref in enumerate(refs) if type(ref.layer).__name__ in _CONV_CLASSES]
-        # A segmentation network ends in a spatial conv (the 1x1 head): its "map" would only
-        # repeat the prediction, so the default is the last conv *before* the output layer.
-        produces_output = {id(t) for t in self.model.outputs}
-        convs = [i for i in convs if _spatial(refs[i].output_shape)
-                 and id(getattr(refs[i].layer, "output", None)) not in produces_output]
-        if not convs:
-            raise ModelError("the model has no spatial convolution layer for a CAM method")
-        best = convs[-1]
-        for i in range(best + 1, len(refs)):
-            if refs[i].output_shape == refs[best].output_shape and type(refs[i].layer).__name__ in _PASS_THROUGH:
-                best = i
-            elif type(refs[i].layer).__name__ not in _PASS_THROUGH:
-                break
-        return refs[best]
+        """The model file's stored CAM layer if it has one, else the rule of
+        :func:`xaicli.runner.layers.default_cam_layer`."""
+        if self.cam_layer:
+            try:
+                return _layers.resolve(self.layers(), [self.cam_layer], None)[0]
+            except UsageError:
+                raise ModelError(f"the model's stored CAM layer {self.cam_layer!r} is not a spatial layer "
+                                 "of the model") from None
+        return _layers.default_cam_layer(self.model, self.layers())
 
     def resolve_layers(self, names: Sequence[str] | str | None) -> list[LayerRef]:
-        """Layer references from names: None/"auto" (last conv), "all-conv", names or paths."""
+        """Layer references from names: None/"auto" (the default CAM layer), "all-conv", names or paths."""
         if names is None or isinstance(names, str):
             names = [names] if names else []
         names = [n for n in names if n]
         if not names or names == ["auto"]:
             return [self.default_cam_layer()]
-        found: list[LayerRef] = []
-        refs = self.layers()
-        for name in names:
-            if name == "all-conv":
-                found.extend(r for r in self.conv_layers() if _spatial(r.output_shape))
-                continue
-            if name == "auto":
-                found.append(self.default_cam_layer())
-                continue
-            matches = [r for r in refs if r.name == name] or [r for r in refs if r.path[-1] == name]
-            if not matches:
-                known = ", ".join(r.name for r in self.conv_layers()) or "(none)"
-                raise UsageError(f"layer {name!r} not found or not spatial; conv layers: {known}")
-            found.append(matches[0])
-        unique = {r.path: r for r in found}
-        return list(unique.values())
+        default = self.default_cam_layer() if "auto" in names else None
+        return _layers.resolve(self.layers(), names, default)
 
     def _tap(self, refs: Sequence[LayerRef]) -> Any:
         key = tuple(r.name for r in refs)
@@ -421,114 +361,3 @@ class ModelRunner:
                 acts[i].append(a[i].numpy())
                 grads[i].append(g[i].numpy())
         return np.concatenate(scores), [np.concatenate(a) for a in acts], [np.concatenate(g) for g in grads]
-
-
-def logit_model(model: Any) -> Any:
-    """``model`` with its output layer's softmax / sigmoid taken off (same weights, shared).
-
-    A final ``Activation``/``Softmax`` layer is skipped; a layer with a built-in activation
-    (``Dense(k, activation="softmax")``, a 1x1 ``Conv2D`` with a sigmoid) is replaced by a copy
-    with a linear activation and the same weights (copied: explanations never train).
-    """
-    import keras
-
-    last = model.layers[-1]
-    kind = type(last).__name__
-    activation = getattr(getattr(last, "activation", None), "__name__", "")
-    if kind == "Softmax" or (kind == "Activation" and activation in ("softmax", "sigmoid")):
-        return keras.Model(model.inputs, last.input, name=f"{model.name}_logits")
-    if activation in ("softmax", "sigmoid") and hasattr(last, "activation"):
-        linear = type(last).from_config({**last.get_config(), "activation": "linear", "name": f"{last.name}_logits"})
-        logits = linear(last.input)
-        linear.set_weights(last.get_weights())
-        return keras.Model(model.inputs, logits, name=f"{model.name}_logits")
-    raise UsageError(
-        f"--score logit needs a model whose output layer applies softmax or sigmoid; "
-        f"its last layer {last.name!r} ({kind}) does not"
-    )
-
-
-def _spatial(shape: tuple[Any, ...]) -> bool:
-    return len(shape) == 4 and (shape[1] or 0) > 1 and (shape[2] or 0) > 1
-
-
-def _is_model(layer: Any) -> bool:
-    import keras
-
-    return isinstance(layer, keras.Model)
-
-
-def _output_shape(layer: Any) -> tuple[Any, ...]:
-    try:
-        out = layer.output
-    except (AttributeError, ValueError):
-        return ()
-    if isinstance(out, (list, tuple)):
-        return ()
-    return tuple(out.shape)
-
-
-def _walk(model: Any, prefix: tuple[str, ...]) -> Iterator[LayerRef]:
-    """Layers with 4-D outputs in graph order, recursing into nested models."""
-    for layer in model.layers:
-        path = (*prefix, layer.name)
-        if _is_model(layer):
-            yield from _walk(layer, path)
-            continue
-        shape = _output_shape(layer)
-        if len(shape) == 4 and type(layer).__name__ != "InputLayer":
-            yield LayerRef(path, layer, shape)
-
-
-def tap_model(model: Any, paths: Sequence[tuple[str, ...]]) -> Any:
-    """A functional model sharing ``model``'s weights whose outputs are [taps..., model output].
-
-    Keras 3 nested models keep their own graph: an inner layer's ``.output`` is not connected to
-    the outer model's input. So the outer graph is re-run symbolically on a fresh Input, expanding
-    nested models layer by layer and recording the wanted layers' outputs on the way.
-    """
-    import keras
-
-    wanted = {tuple(p) for p in paths}
-    taps: dict[tuple[str, ...], Any] = {}
-    inp = keras.Input(shape=tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype)
-    out = _call_tapped(model, inp, (), wanted, taps)
-    missing = [p for p in wanted if p not in taps]
-    if missing:
-        raise ModelError(f"layer {'/'.join(missing[0])!r} is not reached from the model input")
-    return keras.Model(inp, [taps[tuple(p)] for p in paths] + [out])
-
-
-def _contains(prefix: tuple[str, ...], wanted: set[tuple[str, ...]]) -> bool:
-    return any(p[: len(prefix)] == prefix and len(p) > len(prefix) for p in wanted)
-
-
-def _call_tapped(layer: Any, x: Any, prefix: tuple[str, ...], wanted: set, taps: dict) -> Any:
-    import keras
-
-    if not (_is_model(layer) and _contains(prefix, wanted)):
-        y = layer(x)
-        if prefix in wanted:
-            taps[prefix] = y
-        return y
-    if isinstance(layer, keras.Sequential):
-        for inner in layer.layers:
-            x = _call_tapped(inner, x, (*prefix, inner.name), wanted, taps)
-        return x
-    if not hasattr(layer, "_run_through_graph"):
-        raise ModelError(f"cannot look inside the subclassed model {layer.name!r} for a CAM layer")
-
-    def operation_fn(op):
-        path = (*prefix, op.name)
-
-        def call(*args, **kwargs):
-            if _is_model(op) and _contains(path, wanted) and len(args) == 1 and not any(v is not None for v in kwargs.values()):
-                return _call_tapped(op, args[0], path, wanted, taps)
-            y = op(*args, **kwargs)
-            if path in wanted:
-                taps[path] = y
-            return y
-
-        return call
-
-    return layer._run_through_graph(x, operation_fn=operation_fn)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io as _io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -162,3 +163,26 @@ def training_curve_png(history: dict[str, Sequence[float]], title: str = "Traini
         axis.legend()
     figure.suptitle(title)
     return figure_png(figure)
+
+
+def write_classification_files(report: dict[str, Any], out: Path, *, prefix: str = "", overwrite: bool = False) -> dict[str, str]:
+    """The classification report CSV, the confusion matrix as CSV and as a readable PNG."""
+    from xaicli import evaluation, io
+
+    names = report["class_names"]
+    matrix = report["confusion_matrix"]
+    rows = [dict(r) for r in report["per_class"]]
+    for label in ("macro_avg", "weighted_avg"):
+        rows.append({"class": label.replace("_", " "), **report[label], "support": report["n"]})
+    rows.append({"class": "accuracy", "precision": "", "recall": "", "f1": report["accuracy"], "support": report["n"]})
+    written = {
+        "classification_report": str(io.write_csv(out / f"{prefix}classification-report.csv", rows,
+                                                  columns=["class", "precision", "recall", "f1", "support"], overwrite=overwrite)),
+        "confusion_matrix_csv": str(io.write_csv(
+            out / f"{prefix}confusion-matrix.csv",
+            [{"true \\ predicted": name, **{p: int(v) for p, v in zip(names, row, strict=True)}} for name, row in zip(names, matrix, strict=True)],
+            columns=["true \\ predicted", *names], overwrite=overwrite)),
+        "confusion_matrix_png": str(io.write_bytes(out / f"{prefix}confusion-matrix.png",
+                                                   evaluation.confusion_matrix_png(matrix, names), overwrite=overwrite)),
+    }
+    return written

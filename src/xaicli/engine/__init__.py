@@ -1,1 +1,0 @@
-"""Plain-Python engine functions the CLI calls (no typer, no rich)."""

@@ -1,0 +1,203 @@
+"""``compare``: explain a folder with several methods and score every map, in one streaming pass.
+
+The pipeline's stages (read, predict/target, explain) and two more -- the randomisation sanity
+check and scoring -- feed the sinks: the comparison grid, ``predictions.csv`` (the age study's
+``# | predicted | true | abs error``), ``scores.csv`` (image x method, the ``random`` reference
+map included), ``summary.csv`` (the means per method) and ``consistency.csv`` (the Grad-CAM
+consistency metric per class, classification with known truth), and with ``save_maps`` the maps as
+``explain`` writes them under ``OUT/maps/``. One model runner serves the explanations and the
+faithfulness curves; a second one, only with ``sanity``, runs the weight-randomised copy.
+
+The randomisation sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018)
+explains each image a second time with a copy of the model whose weights are re-initialised, for
+the *same* target (fixed from the trained model's prediction), and scores the similarity.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xaicli.api import Explanation, LoadedModel, RegionSource
+from xaicli.errors import InputError, UsageError
+from xaicli.pipeline.run import Batch, Method, Pipeline, make_methods
+from xaicli.pipeline.scoring import (
+    RANDOM_METHOD,
+    Scorer,
+    default_metrics,
+    model_function,
+    parse_list,
+    random_map,
+    strip_path,
+)
+from xaicli.pipeline.sinks import (
+    GridSink,
+    MapSink,
+    PredictionSink,
+    ScoreSink,
+    close_all,
+    discard_all,
+)
+
+
+@dataclass
+class CompareResult:
+    images: int
+    methods: list[str]
+    summary: list[dict[str, Any]]
+    summary_columns: list[str]
+    outputs: dict[str, Any]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    no_region: list[tuple[str, str]] = field(default_factory=list)
+    consistency: list[dict[str, Any]] = field(default_factory=list)
+    normalization: str = "positive"
+    region: str | None = None
+    truth_source: str | None = None
+    rows: list[dict[str, Any]] = field(default_factory=list)  # per image x method, with keep_rows
+
+
+def randomized_copy(model: Any, seed: int = 0) -> Any:
+    """The same architecture with every weight drawn afresh from its initializer (Adebayo et al.)."""
+    import keras
+
+    keras.utils.set_random_seed(int(seed))
+    return keras.models.clone_model(model)
+
+
+def sanity_stage(pipeline: Pipeline, methods: list[Method], seed: int) -> Callable[[Batch, Pipeline], None]:
+    """Explain each batch again with a weight-randomised copy of the model, for the same targets."""
+    from xaicli.runner import ModelRunner
+
+    runner = pipeline.runner
+    randomized = ModelRunner(randomized_copy(pipeline.loaded.model, seed), batch_size=runner.batch_size,
+                             preprocess=runner.preprocess, score=runner.score_kind, cam_layer=runner.cam_layer,
+                             input_shape=runner.input_shape)
+
+    def stage(batch: Batch, _: Pipeline) -> None:
+        if batch.x is None:
+            return
+        for method in methods:
+            maps = Explanation.of(method.explainer.explain(randomized, batch.x, batch.target)).maps
+            for j, record in enumerate(batch.good):
+                record.randomized[method.name] = maps[j]
+
+    return stage
+
+
+def score_stage(scorer: Scorer, *, random_baseline: bool, seed: int) -> Callable[[Batch, Pipeline], None]:
+    """Each good record's region, then every map (and the random reference map) scored."""
+
+    def stage(batch: Batch, pipeline: Pipeline) -> None:
+        for record in batch.good:
+            region, record.region_status, record.region_failure = scorer.region(record)
+            model_fn = None
+            if "model_fn" in scorer.needs:
+                model_fn = model_function(pipeline.runner, pipeline.info, record.target)
+            noise = random_map(seed, record.index, record.image.shape[:2]) if random_baseline else None
+            scorer.score_record(record, model_fn=model_fn, random_map=noise, region=region)
+
+    return stage
+
+
+def compare(
+    loaded: LoadedModel,
+    inputs: Sequence[str | os.PathLike[str]],
+    methods: Sequence[tuple[str, dict[str, Any]] | str],
+    output_dir: str | os.PathLike[str],
+    *,
+    roi: RegionSource | None = None,
+    metrics: Sequence[str] | str | None = None,
+    normalization: str = "positive",
+    metric_params: dict[str, dict[str, Any]] | None = None,
+    target: str | None = None,
+    score: str = "probability",
+    batch_size: int = 16,
+    sanity: bool = False,
+    random_baseline: bool = True,
+    labels: str | os.PathLike[str] | None = None,
+    label_column: str | None = None,
+    pattern: str | None = None,
+    rows_per_page: int = 8,
+    tile: int = 160,
+    colormap: str = "jet",
+    alpha: float = 0.45,
+    save_maps: bool = False,
+    overwrite: bool = False,
+    seed: int = 0,
+    frame: int | None = None,
+    keep_rows: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> CompareResult:
+    """Explain, score and draw every image under ``inputs`` (see the module docstring)."""
+    from xaicli import datasets
+    from xaicli.io import check_outputs, discover
+    from xaicli.io.grid import GridWriter
+
+    info = loaded.info
+    chosen = make_methods(methods)
+    if not chosen:
+        raise UsageError("name at least one method (methods gradcam,ig,lime,rise)", parameter="methods")
+    out = Path(output_dir)
+    sources = discover(inputs)
+    if not sources:
+        raise InputError(f"no images found in {', '.join(str(i) for i in inputs)}")
+    truths, truth_source = datasets.truths(sources, info, labels=labels, label_column=label_column, pattern=pattern)
+
+    names = parse_list(metrics)
+    if not names:
+        names = default_metrics(region=roi is not None, model=True, randomized=sanity)
+        if info.task == "classification" and truth_source is not None:
+            names.append("consistency")
+    available = ["image", "model_fn"] + (["random_saliency"] if sanity else [])
+    scorer = Scorer(names, roi=roi, normalization=normalization, params=metric_params, available=available)
+    if scorer.set_metrics and info.task != "classification":
+        raise UsageError(f"metric {scorer.set_metrics[0].name!r} needs a classification model", parameter="metrics")
+    method_names = [m.name for m in chosen]
+    grid = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
+                      alpha=alpha, mode=normalization, overwrite=overwrite)
+    planned = [out / "scores.csv", out / "summary.csv", out / "predictions.csv"]
+    planned += [out / "consistency.csv"] if scorer.set_metrics else []
+    planned += [grid.page_path(n) for n in range(1, -(-len(sources) // rows_per_page) + 1)]
+    planned += [out / "maps" / "maps.csv"] if save_maps else []
+    check_outputs(planned, overwrite)
+
+    pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size, frame=frame)
+    pipeline.trace(probability="model_fn" in scorer.needs)
+    stages = [sanity_stage(pipeline, make_methods(methods), seed)] if sanity else []
+    stages.append(score_stage(scorer, random_baseline=random_baseline, seed=seed))
+    order = method_names + ([RANDOM_METHOD] if random_baseline else [])
+    scores = ScoreSink(out, scorer, info, order=order, overwrite=overwrite, keep_rows=keep_rows)
+    sinks: list[Any] = [PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite),
+                        scores, GridSink(grid, info)]
+    if save_maps:
+        sinks.append(MapSink(out / "maps", colormap=colormap, alpha=alpha, overwrite=overwrite))
+    failures: list[tuple[str, str]] = []
+    region_failures: list[tuple[str, str]] = []
+    no_region: list[tuple[str, str]] = []
+    done = 0
+    try:
+        for record in pipeline.records(sources, truths=truths, stages=stages):
+            done += 1
+            if not record.ok:
+                failures.append((record.label, strip_path(record.error or "failed", record.label)))
+            else:
+                if record.region_failure is not None:  # scored without its region, listed as failed
+                    region_failures.append((record.label, record.region_failure))
+                elif scorer.roi is not None and record.region_status != "ok":
+                    no_region.append((record.label, record.region_status))
+                for sink in sinks:
+                    sink.add(record)
+            if progress is not None:
+                progress(done * len(chosen), len(sources) * len(chosen))
+        outputs = close_all(sinks)
+    except BaseException:
+        discard_all(sinks)
+        raise
+    summary_rows, summary_columns = scores.rows()
+    return CompareResult(len(sources) - len(failures), method_names, summary_rows, summary_columns, outputs,
+                         failures + region_failures, no_region, scores.consistency_rows(), normalization,
+                         roi.describe() if roi is not None else None, truth_source, scores.kept)
+

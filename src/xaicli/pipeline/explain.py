@@ -1,0 +1,92 @@
+"""``explain``: saliency maps for images with one or several methods -- the pipeline's read,
+predict/target and explain stages into the map sink (raw maps, overlays, ``maps.csv``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xaicli.api import LoadedModel
+from xaicli.errors import InputError, UsageError
+from xaicli.pipeline.run import Method, Pipeline, make_methods
+from xaicli.pipeline.sinks import MapSink, close_all, discard_all
+
+
+@dataclass
+class ExplainRun:
+    """What an ``explain`` run did: counts, the files it wrote, the first rows of ``maps.csv``
+    (for a terminal table) and the inputs that failed, as (input, reason)."""
+
+    images: int
+    explained: int
+    outputs: dict[str, Any]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    maps: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def target_masks(location: str | os.PathLike[str] | None) -> Any:
+    """The target masks of a segmentation run: one mask file for every image, or a folder."""
+    from xaicli.io import MaskMatcher
+
+    return None if location is None else MaskMatcher(location)
+
+
+def explain(
+    loaded: LoadedModel,
+    inputs: Sequence[str | os.PathLike[str]],
+    methods: Sequence[tuple[str, dict[str, Any]] | str] | Sequence[Method],
+    output_dir: str | os.PathLike[str],
+    *,
+    target: str | None = None,
+    target_mask: str | os.PathLike[str] | None = None,
+    score: str = "probability",
+    batch_size: int = 16,
+    map_format: str = "npy",
+    colormap: str = "jet",
+    alpha: float = 0.45,
+    overwrite: bool = False,
+    frame: int | None = None,
+    keep_rows: int = 60,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExplainRun:
+    """Explain every image under ``inputs`` with every method; write ``OUTPUT/<name>/<method>.npy``
+    and ``.png`` per map and ``OUTPUT/maps.csv`` (see :class:`~xaicli.pipeline.sinks.MapSink`)."""
+    from xaicli.io import check_outputs, discover
+    from xaicli.io.render import check_alpha, check_colormap
+
+    check_colormap(colormap)
+    check_alpha(alpha)
+    out = Path(output_dir)
+    check_outputs([out / "maps.csv"], overwrite)
+    chosen = list(methods) if methods and isinstance(methods[0], Method) else make_methods(methods)
+    if not chosen:
+        raise UsageError("name at least one method", parameter="methods")
+    sources = discover(inputs)
+    if not sources:
+        raise InputError(f"no image files found in {', '.join(str(p) for p in inputs)}")
+    pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size,
+                        target_masks=target_masks(target_mask), frame=frame)
+    pipeline.trace()  # layer names and method parameters checked before anything is written
+    sinks = [MapSink(out, fmt=map_format, colormap=colormap, alpha=alpha, overwrite=overwrite, keep_rows=keep_rows)]
+    failures: list[tuple[str, str]] = []
+    done = maps = 0
+    try:
+        for record in pipeline.records(sources):
+            done += 1
+            if not record.ok:
+                failures.append((record.label, record.error or "failed"))
+            else:
+                maps += len(record.maps)
+            for sink in sinks:
+                sink.add(record)
+            if progress is not None:
+                progress(done, len(sources))
+        outputs = close_all(sinks)
+    except BaseException:
+        discard_all(sinks)
+        raise
+    return ExplainRun(len(sources), len(sources) - len(failures), outputs, sinks[0].rows, maps, failures)
