@@ -55,6 +55,13 @@ def bench_dicom(session: nox.Session) -> None:
     session.run("python", "benchmarks/dicom.py", *session.posargs)
 
 
+@nox.session(name="bench-memory")
+def bench_memory(session: nox.Session) -> None:
+    """Peak memory of `xaicli compare` on 60 vs 600 images (the pipeline streams: it must not grow)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/memory.py", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """All benchmarks (explainers, then DICOM); results land in bench-results/."""

@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from xaicli.training.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model  # noqa: E402
 from xaicli.metrics.consistency import ConsistencyAccumulator  # noqa: E402
+from xaicli.training.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model  # noqa: E402
 
 CLASSES = 3
 
@@ -36,8 +36,8 @@ def _toy_data(n: int = 48, seed: int = 1):
 
 def _numpy_cam_maps(model, x, y):
     """Grad-CAM at 'last_conv' from activations and gradients taken by the explainers' runner."""
-    from xaicli.runner import ModelRunner
     from xaicli.api import Target
+    from xaicli.runner import ModelRunner
 
     runner = ModelRunner(model, batch_size=7)
     weights = np.eye(CLASSES, dtype=np.float32)[y]

@@ -237,8 +237,8 @@ def test_compare_bad_mask_file_is_listed_and_the_rest_processed(tiny, tmp_path):
 
 
 def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path, monkeypatch):
-    from xaicli.pipeline import scoring as score
     from xaicli.errors import InputError
+    from xaicli.pipeline import scoring as score
 
     data = _good_copy(tiny, tmp_path / "good")
     out = tmp_path / "out"

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 keras = pytest.importorskip("keras")
 
-from xaicli.cli import app  # noqa: E402
 from xaicli.api import ModelInfo  # noqa: E402
+from xaicli.cli import app  # noqa: E402
 from xaicli.io import write_png  # noqa: E402
 from xaicli.models.io import save_model  # noqa: E402
 

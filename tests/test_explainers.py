@@ -14,6 +14,7 @@ from xaicli.api import ModelInfo  # noqa: E402
 from xaicli.runner import ModelRunner  # noqa: E402
 from xaicli.targets import resolve_target  # noqa: E402
 
+
 def make_explainer(name, params=None):
     return plugins.make("explainers", name, params)
 
@@ -32,14 +33,9 @@ FAST = {
 
 
 def _classifier(seed: int = 0, shape=(16, 16, 3), classes: int = 3):
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input(shape)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inp)
-    x = keras.layers.MaxPooling2D(2, name="pool")(x)
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    out = keras.layers.Dense(classes, activation="softmax")(x)
-    return keras.Model(inp, out)
+    from xaicli.testing import tiny_classifier
+
+    return tiny_classifier(seed, shape, classes)
 
 
 def _images(n: int, shape=(16, 16, 3), seed: int = 1) -> np.ndarray:

@@ -9,10 +9,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from xaicli import plugins  # noqa: E402
-from xaicli.api import ModelInfo  # noqa: E402
 from xaicli import datasets as data  # noqa: E402
-from xaicli import evaluation  # noqa: E402
+from xaicli import evaluation, plugins  # noqa: E402
+from xaicli.api import ModelInfo  # noqa: E402
 from xaicli.errors import InputError, ModelError, OutputError, UsageError  # noqa: E402
 from xaicli.models import get_spec  # noqa: E402
 from xaicli.models.io import INFO_ENTRY, find_cam_layer, load_model, read_info, save_model  # noqa: E402

@@ -56,7 +56,7 @@ class MaskFolder(RegionSource):
     @classmethod
     def from_spec(cls, spec: str | None) -> MaskFolder:
         if not spec:
-            raise UsageError(f"--roi {cls.name}:DIR needs a folder")
+            raise UsageError(f"roi {cls.name}:DIR needs a folder", parameter="roi")
         return cls(spec)
 
     def describe(self) -> str:
@@ -180,7 +180,7 @@ def _numbers(kind: str, spec: str | None) -> tuple[float, float, float, float]:
         values = ()
     if len(values) != 4 or any(v < 0 for v in values):
         example = "box:0.25,0.25,0.75,0.75" if kind == "box" else "ellipse:0.5,0.5,0.3,0.4"
-        raise UsageError(f"--roi {kind}:{spec or ''} needs four non-negative numbers, e.g. --roi {example}")
+        raise UsageError(f"roi {kind}:{spec or ''} needs four non-negative numbers, e.g. roi {example}", parameter="roi")
     return values  # type: ignore[return-value]
 
 
@@ -191,7 +191,7 @@ class FixedBox(RegionSource):
 
     def __init__(self, x0: float, y0: float, x1: float, y1: float) -> None:
         if x1 <= x0 or y1 <= y0:
-            raise UsageError(f"--roi box: needs X0 < X1 and Y0 < Y1 (got {x0},{y0},{x1},{y1})")
+            raise UsageError(f"roi box: needs X0 < X1 and Y0 < Y1 (got {x0},{y0},{x1},{y1})", parameter="roi")
         self.values = (x0, y0, x1, y1)
 
     @classmethod
@@ -213,8 +213,9 @@ class FixedBox(RegionSource):
         if not mask.any():
             where = f"image {path}" if path is not None else "the image"
             raise UsageError(
-                f"--roi {self.describe()} lies entirely outside {where} ({size[1]}x{size[0]} px); give "
-                "pixel coordinates inside the image, or fractions of its width and height in [0, 1]"
+                f"roi {self.describe()} lies entirely outside {where} ({size[1]}x{size[0]} px); give "
+                "pixel coordinates inside the image, or fractions of its width and height in [0, 1]",
+                parameter="roi",
             )
         return mask
 
@@ -230,7 +231,7 @@ class FixedEllipse(FixedBox):
 
     def __init__(self, cx: float, cy: float, rx: float, ry: float) -> None:
         if rx <= 0 or ry <= 0:
-            raise UsageError(f"--roi ellipse: radii must be > 0 (got {rx},{ry})")
+            raise UsageError(f"roi ellipse: radii must be > 0 (got {rx},{ry})", parameter="roi")
         self.values = (cx, cy, rx, ry)
 
     @classmethod
@@ -255,13 +256,13 @@ def parse_roi(spec: str, label: str | None = None) -> RegionSource:
 
     spec = spec.strip()
     if not spec:
-        raise UsageError("--roi needs a value (a mask folder, face, box:..., ellipse:...)")
+        raise UsageError("roi needs a value (a mask folder, face, box:..., ellipse:...)", parameter="roi")
     if Path(spec).is_dir():
         source: RegionSource = MaskFolder(spec)
     else:
         name, _, argument = spec.partition(":")
         if name not in plugins.names("rois") and ("/" in spec or os.sep in spec):
-            raise InputError(f"{spec}: --roi mask folder does not exist")
+            raise InputError(f"{spec}: roi mask folder does not exist", parameter="roi")
         cls = plugins.load("rois", name)
         source = cls.from_spec(argument or None)
     if label:

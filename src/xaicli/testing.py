@@ -36,6 +36,19 @@ def tiny_classifier(seed: int = 0, shape: tuple[int, int, int] = SHAPE, classes:
     return keras.Model(inp, keras.layers.Dense(classes, activation="softmax")(x))
 
 
+def _declared(kind: str, cls: type | str) -> type:
+    """The plugin class (a registered name is loaded); its declarations checked."""
+    from xaicli import plugins
+
+    if isinstance(cls, str):
+        cls = plugins.load(kind, cls)
+    try:
+        plugins._check_declarations(kind, cls)
+    except TypeError as exc:
+        raise AssertionError(str(exc)) from None
+    return cls
+
+
 class _DeclaredRunner:
     """A runner that refuses the calls an explainer did not declare it makes."""
 
@@ -68,16 +81,10 @@ def check_explainer(cls: type | str, **params: Any) -> np.ndarray:
     with one image per model call as with 32, and for an image explained alone as inside a batch.
     Returns the maps of the batch.
     """
-    from xaicli import plugins
     from xaicli.runner import ModelRunner
     from xaicli.targets import resolve_target
 
-    if isinstance(cls, str):
-        cls = plugins.load("explainers", cls)
-    try:
-        plugins._check_declarations("explainers", cls)
-    except TypeError as exc:
-        raise AssertionError(str(exc)) from None
+    cls = _declared("explainers", cls)
     model = tiny_classifier()
     x = np.random.default_rng(1).uniform(0, 1, (IMAGES, *SHAPE)).astype(np.float32)
     target = resolve_target(np.asarray(model(x)), api.ModelInfo(task="classification", input_shape=SHAPE))
@@ -112,14 +119,7 @@ def check_metric(cls: type | str, **params: Any) -> float:
     """Check a metric class (or a registered name): declarations valid; a float (or NaN) for a map
     with the context it requires; deterministic; the map left unchanged; for a dataset metric an
     accumulator that adds maps and gives a result. Returns the score (per-image metrics)."""
-    from xaicli import plugins
-
-    if isinstance(cls, str):
-        cls = plugins.load("metrics", cls)
-    try:
-        plugins._check_declarations("metrics", cls)
-    except TypeError as exc:
-        raise AssertionError(str(exc)) from None
+    cls = _declared("metrics", cls)
     metric = cls(**params)
     column = metric.column("Roi")
     assert isinstance(column, str) and column, "column() must give a non-empty name"
@@ -150,14 +150,7 @@ def check_region_source(cls: type | str, spec: str | None = None, image: np.ndar
                         path: str | Path | None = None) -> np.ndarray | None:
     """Check a region source class (or a registered name) made from ``spec``: a boolean mask of the
     image's (H, W), or :class:`~xaicli.api.NoRegion`; a description and a label. Returns the mask."""
-    from xaicli import plugins
-
-    if isinstance(cls, str):
-        cls = plugins.load("rois", cls)
-    try:
-        plugins._check_declarations("rois", cls)
-    except TypeError as exc:
-        raise AssertionError(str(exc)) from None
+    cls = _declared("rois", cls)
     source = cls.from_spec(spec)
     assert isinstance(source, api.RegionSource), "from_spec must return a RegionSource"
     assert isinstance(source.describe(), str) and source.describe(), "describe() must give a non-empty text"

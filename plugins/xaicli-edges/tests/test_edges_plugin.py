@@ -24,3 +24,11 @@ def test_edges_is_registered_with_xaicli():
 def test_invalid_parameters_are_refused():
     with pytest.raises(ValueError):
         EdgeBaseline(ksize=4)
+
+
+def test_edges_meets_the_xaicli_contract():
+    """xaicli.testing.check_explainer: what every explainer must do, checked in the plugin's own tests."""
+    from xaicli.testing import check_explainer
+
+    maps = check_explainer(EdgeBaseline, ksize=3)
+    assert maps.shape == (9, 16, 16)

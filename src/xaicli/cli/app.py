@@ -38,7 +38,7 @@ def with_option_names(error: XaicliError, command) -> XaicliError:
     if option is None:
         return error
     flag = max(option.opts, key=len)
-    error.message = re.sub(rf"(?<![-\w]){re.escape(name)}(?![\w-])", flag, error.message, count=1)
+    error.message = re.sub(rf"(?<![-\w/.]){re.escape(name)}(?![\w/-])", flag, error.message, count=1)
     return error
 
 

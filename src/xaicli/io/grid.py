@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from xaicli.errors import OutputError, UsageError
+from xaicli.errors import UsageError
+from xaicli.io.write import exists_error
 
 FONT_SCALE_PER_PX = 0.45 / 160  # readable text on a 160 px tile
 HEADER_COLOR = (32, 32, 32)
@@ -158,7 +159,7 @@ class GridWriter:
         page = np.pad(page, ((margin, margin), (margin, margin), (0, 0)), constant_values=BACKGROUND)
         path = self.page_path(len(self._pending) + len(self.pages) + 1)
         if path.exists() and not self.overwrite:  # refuse before the work, not at the end
-            raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+            raise exists_error(path)
         temporary = path.with_name(f".{path.name}.{os.getpid()}-{id(self):x}.part")
         write_bytes(temporary, encode_png(page), overwrite=True)
         self._pending.append((temporary, path))
@@ -170,7 +171,7 @@ class GridWriter:
             self._flush()
             for temporary, path in self._pending:
                 if path.exists() and not self.overwrite:
-                    raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+                    raise exists_error(path)
                 os.replace(temporary, path)
                 self.pages.append(path)
             self._pending = []

@@ -25,7 +25,7 @@ from xaicli.errors import OutputError
 
 
 def exists_error(path: Path) -> OutputError:
-    return OutputError(f"{path}: exists already (pass --overwrite to replace it)", parameter="overwrite")
+    return OutputError(f"{path}: exists already (pass overwrite to replace it)", parameter="overwrite")
 
 
 def check_outputs(paths: Iterable[Path], overwrite: bool) -> None:

@@ -28,7 +28,7 @@ from xaicli.metrics import MapMetric, nonnegative
 def region_for(region: Any, shape: tuple[int, int], metric: str) -> np.ndarray:
     """A boolean region of ``shape``: nearest-neighbour resize when it was made at another size."""
     if region is None:
-        raise UsageError(f"metric {metric!r} needs a region of interest (--roi)")
+        raise UsageError(f"metric {metric!r} needs a region of interest (roi)", parameter="roi")
     region = np.asarray(region)
     if region.ndim == 3:
         region = region[:, :, 0]

@@ -22,6 +22,7 @@ from typing import Any
 
 from xaicli.api import TASKS, LoadedModel, ModelInfo
 from xaicli.errors import InputError, ModelError, OutputError, UsageError
+from xaicli.io.write import exists_error
 
 INFO_ENTRY = "xaicli.json"
 
@@ -32,7 +33,7 @@ def save_model(model: Any, info: ModelInfo, path: str | os.PathLike[str], overwr
     if path.suffix != ".keras":
         raise UsageError(f"{path}: a model file must end in .keras")
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+        raise exists_error(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".keras", dir=path.parent)
@@ -45,7 +46,7 @@ def save_model(model: Any, info: ModelInfo, path: str | os.PathLike[str], overwr
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(INFO_ENTRY, info.to_json())
         if path.exists() and not overwrite:
-            raise OutputError(f"{path}: exists already (pass --overwrite to replace it)")
+            raise exists_error(path)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any
@@ -114,7 +115,7 @@ def _load_savedmodel(path: Path, input_shape: tuple[int, int, int] | None) -> An
         except Exception:
             shape = None
     if shape is None:
-        raise ModelError(f"{path}: the SavedModel does not state its input size; pass --input-shape H,W,C")
+        raise ModelError(f"{path}: the SavedModel does not state its input size; pass input_shape H,W,C", parameter="input_shape")
     inputs = keras.Input(shape=shape, name="image")
     outputs = layer(inputs)
     if isinstance(outputs, dict):
@@ -228,7 +229,8 @@ def load_model(
             shape = tuple(int(d) for d in model_shape)
         else:
             raise ModelError(
-                f"{path}: the model accepts any input size {model_shape}; pass --input-shape H,W,C"
+                f"{path}: the model accepts any input size {model_shape}; pass input_shape H,W,C",
+                parameter="input_shape",
             )
     for have, want in zip(model_shape, shape, strict=True):
         if have is not None and have != want:

@@ -43,11 +43,11 @@ class LambdaSchedule:
 
     def __post_init__(self) -> None:
         if self.value < 0:
-            raise UsageError(f"--cam-consistency must be >= 0, not {self.value}")
+            raise UsageError(f"cam_consistency must be >= 0, not {self.value}", parameter="cam_consistency")
         if self.kind not in SCHEDULES:
             raise UsageError(f"unknown lambda schedule {self.kind!r}; choose from {', '.join(SCHEDULES)}")
         if self.warmup < 0:
-            raise UsageError(f"--cam-warmup must be >= 0, not {self.warmup}")
+            raise UsageError(f"cam_warmup must be >= 0, not {self.warmup}", parameter="cam_warmup")
 
     def at(self, epoch: int) -> float:
         """lambda at ``epoch`` (0-based). ``linear`` rises in equal steps from 0 at its start (the

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from xaicli.errors import OutputError, UsageError
+from xaicli.errors import UsageError
+from xaicli.io.write import exists_error
 
 STUDY_COLUMNS = ["depth", "lambda", "test_accuracy", "consistency", "n_test", "n_correct",
                  "final_train_task_loss", "final_train_cam_loss", "train_seconds", "model"]
@@ -108,7 +109,7 @@ def run_study(
     out = Path(output_dir)
     for name in ("study.csv", "accuracy-vs-consistency.png", "class-mean-maps.png"):
         if (out / name).exists() and not overwrite:
-            raise OutputError(f"{out / name}: exists already (pass --overwrite to replace it)")
+            raise exists_error(out / name)
     rows: list[StudyRow] = []
     for depth in depths:
         for lam in lambdas:

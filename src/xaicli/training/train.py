@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from xaicli.api import ModelInfo
-from xaicli.errors import InputError, OutputError, UsageError, XaicliError
+from xaicli.errors import InputError, UsageError, XaicliError
+from xaicli.io.write import exists_error
 
 OPTIMIZERS = ("nadam", "adam", "sgd", "rmsprop")
 AUGMENTATIONS = ("flip", "vflip", "shift", "rotate", "zoom")
@@ -213,12 +214,12 @@ def train(
     planned = [model_path, out / "history.csv", out / "training-curve.png", out / "validation.json"]
     for p in planned:
         if p.exists() and not overwrite:
-            raise OutputError(f"{p}: exists already (pass --overwrite to replace it)")
+            raise exists_error(p)
 
     dataset = data_mod.discover(data, task=task, labels=labels, label_column=label_column, pattern=pattern, masks=masks)
     task = dataset.task
     if schedule is not None and task != "classification":
-        raise UsageError(f"--cam-consistency needs a classification task, not {task}")
+        raise UsageError(f"cam_consistency needs a classification task, not {task}", parameter="cam_consistency")
     if normal_class is not None and (task != "classification" or normal_class not in dataset.class_names):
         raise UsageError(f"normal class {normal_class!r} is not one of the classes ({', '.join(dataset.class_names) or 'none'})")
     model_name = model or DEFAULT_MODELS[task]
