@@ -8,7 +8,6 @@ folder, runs the real CLI in a child process per size, and reports each child's 
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
