@@ -18,6 +18,11 @@ SIZE = 24
 CLASSES = ["normal", "spot"]
 
 
+def _all(rows):
+    """The summary rows of the whole set (summary.csv also holds one row per group and method)."""
+    return [r for r in rows if r["Group"] == "all"]
+
+
 def _rows(path):
     with open(path, newline="") as handle:
         return list(csv.DictReader(handle))
@@ -92,12 +97,15 @@ def test_compare_end_to_end_writes_every_output(tiny):
         assert 0.0 <= float(r["Entropy"]) <= 1.0
         assert math.isfinite(float(r["Deletion"])) and math.isfinite(float(r["RandSpearman"]))
 
-    summary = _rows(out / "summary.csv")
+    summary = _all(_rows(out / "summary.csv"))
     assert [r["Method"] for r in summary] == methods
     assert list(summary[0])[:8] == ["Method", "RoiRatio", "BackgroundRatio", "Entropy", "PointingHit",
                                     "Deletion", "Insertion", "RandSpearman"]
     assert "SecondsPerImage" in summary[0] and "RoiRatio_n" in summary[0]
-    assert all(r["RoiRatio_n"] == "3" and r["Images"] == "6" and r["Normalization"] == "positive" for r in summary)
+    assert all(r["RoiRatio_n"] == "3" and r["Images"] == "6" for r in summary)
+    # each method's maps are scored with its own normalisation: IG's signed attributions by magnitude
+    assert {r["Method"]: r["Normalization"] for r in summary} == {
+        "gradcam": "positive", "ig": "abs", "lime": "positive", "rise": "positive", "random": "positive"}
     gradcam = [float(r["Entropy"]) for r in scores if r["method"] == "gradcam"]
     assert float(summary[0]["Entropy"]) == pytest.approx(np.mean(gradcam), rel=1e-4)
 
@@ -126,8 +134,8 @@ def test_compare_json_and_score_rescore(tiny):
     assert result.exit_code == 4, result.output
     payload = json.loads(result.stdout)
     assert payload["images"] == 3 and payload["methods"] == ["gradcam", "saliency"]
-    # several Grad-CAM layers: the combined map is "gradcam", each layer "gradcam@layer"
-    assert [row["Method"] for row in payload["summary"]] == ["gradcam", "saliency", "gradcam@conv1", "gradcam@conv2"]
+    # several Grad-CAM layers: the combined map is "gradcam", each layer "gradcam@layer", right after it
+    assert [row["Method"] for row in _all(payload["summary"])] == ["gradcam", "gradcam@conv1", "gradcam@conv2", "saliency"]
     assert payload["failures"][0]["file"].endswith("broken.png")
     assert "broken.png" not in payload["failures"][0]["reason"]  # the path is not repeated in the reason
 
@@ -144,7 +152,7 @@ def test_compare_json_and_score_rescore(tiny):
         first = by_compare[(r["image"], r["method"])]
         for column in ("RoiRatio", "Entropy", "PointingHit", "Deletion"):
             assert float(r[column]) == pytest.approx(float(first[column]), rel=1e-4, abs=1e-6)
-    assert [r["Method"] for r in _rows(out / "maps" / "summary.csv")] == [
+    assert [r["Method"] for r in _all(_rows(out / "maps" / "summary.csv"))] == [
         "gradcam", "gradcam@conv1", "gradcam@conv2", "saliency"]
 
 
@@ -173,7 +181,7 @@ def test_compare_reports_images_without_a_face(tiny):
     rows = _rows(out / "scores.csv")
     assert all(r["FaceRatio"] == "nan" and r["region"] == "no face found" for r in rows)
     assert all(0.0 <= float(r["Entropy"]) <= 1.0 for r in rows)
-    summary = _rows(out / "summary.csv")
+    summary = _all(_rows(out / "summary.csv"))
     assert summary[0]["FaceRatio_n"] == "0" and summary[0]["Entropy_n"] == "3"
 
 
@@ -200,7 +208,7 @@ def test_compare_empty_regions_are_reported_not_failed(tiny, tmp_path):
     assert payload["failures"] == []
     rows = _rows(out / "scores.csv")
     assert {r["region"] for r in rows if "/normal/" in r["image"].replace("\\", "/")} == {"empty region"}
-    summary = {r["Method"]: r for r in _rows(out / "summary.csv")}
+    summary = {r["Method"]: r for r in _all(_rows(out / "summary.csv"))}
     assert summary["gradcam"]["RoiRatio_n"] == "3" and summary["gradcam"]["Images"] == "6"
 
 
@@ -246,11 +254,11 @@ def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path,
             "--output", str(out), "--rows-per-page", "1", "--metrics", "entropy", "--no-random-baseline"]
     original, calls = score.Scorer.score, []
 
-    def failing(self, saliency, context):
+    def failing(self, saliency, context, *mode):
         calls.append(1)
         if len(calls) == 4:  # after three grid pages are full
             raise InputError("simulated failure half way")
-        return original(self, saliency, context)
+        return original(self, saliency, context, *mode)
 
     monkeypatch.setattr(score.Scorer, "score", failing)
     result = CliRunner().invoke(app, args)
@@ -302,7 +310,7 @@ def test_compare_on_the_shipped_sample_data(tmp_path, data, model, roi, columns)
     finally:
         os.chdir(cwd)
     assert result.exit_code == 0, result.output
-    summary = _rows(out / "summary.csv")
+    summary = _all(_rows(out / "summary.csv"))
     assert [r["Method"] for r in summary] == ["gradcam", "ig", "lime", "rise", "random"]
     assert list(summary[0])[1:5] == columns
     assert {"Deletion", "Insertion", "SecondsPerImage"} <= set(summary[0])

@@ -13,7 +13,7 @@ from xaicli.errors import InputError, OutputError, UsageError
 from xaicli.io import load_map, read_image, write_csv, write_npy, write_npz, write_png
 from xaicli.io.grid import GridWriter
 from xaicli.pipeline.score import score_run
-from xaicli.pipeline.scoring import Summary
+from xaicli.pipeline.summary import Summary
 from xaicli.rois import parse_roi
 
 

@@ -34,7 +34,7 @@ TASKS = ("classification", "regression", "segmentation")
 #: how a map is shown and which of its mass the metrics count (see ``xaicli.normalization``)
 DISPLAYS = ("positive", "abs", "minmax", "signed")
 #: the context keys a per-image metric may require (the engine supplies them)
-CONTEXT_KEYS = ("region", "image", "model_fn", "random_saliency")
+CONTEXT_KEYS = ("region", "image", "model_fn", "random_saliency", "cell")
 
 
 # ------------------------------------------------------------------------------------ models
@@ -267,14 +267,20 @@ class Explanation:
 
     ``maps``: (B, H, W) float32 at the model input's resolution. ``extras``: per-image numbers,
     each an array of length B (IG's ``completeness_gap``, LIME's ``lime_r2``); they become columns of
-    the outputs. ``layers``: per-layer maps (B, H, W) when a CAM method explained several layers
-    (``maps`` is then their combination); ``layer``: the one layer explained otherwise.
+    the outputs. Two extras the engine reads: ``cell``, the map's native resolution in model-input
+    pixels (a CAM layer's stride, RISE's grid cell, LIME's segment size; absent for pixel-level
+    maps), and ``reliability``, how reproducible a sampled map is (split-half, Spearman-Brown; see
+    ``xaicli.explainers._common.split_half_reliability``; absent for deterministic methods).
+    ``layers``: per-layer maps (B, H, W) when a CAM method explained several layers (``maps`` is
+    then their combination) with each layer's ``layer_cells``; ``layer``: the one layer explained
+    otherwise.
     """
 
     maps: np.ndarray
     extras: dict[str, np.ndarray] = field(default_factory=dict)
     layers: dict[str, np.ndarray] = field(default_factory=dict)
     layer: str | None = None
+    layer_cells: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.maps = np.asarray(self.maps, dtype=np.float32)

@@ -17,6 +17,7 @@ EXIT_PARTIAL = 4  # some inputs failed; the rest were processed and the failures
 EXIT_PLUGIN = 5  # unknown plugin name, or a plugin that fails to load
 EXIT_OUTPUT = 6  # an output exists (no --overwrite) or cannot be written
 EXIT_MODEL = 7  # a model file that cannot be loaded or does not fit the inputs
+EXIT_GATE = 8  # a --fail-if gate failed (the outputs are written)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
@@ -72,6 +73,16 @@ class PartialFailure(XaicliError):
     """Some items failed while the rest were processed; ``failures`` holds (item, reason) pairs."""
 
     exit_code = EXIT_PARTIAL
+
+    def __init__(self, message: str, failures: list[tuple[str, str]]):
+        super().__init__(message)
+        self.failures = failures
+
+
+class GateFailure(XaicliError):
+    """One or more ``--fail-if`` gates failed: the run's outputs are written, and the job fails."""
+
+    exit_code = EXIT_GATE
 
     def __init__(self, message: str, failures: list[tuple[str, str]]):
         super().__init__(message)

@@ -268,3 +268,25 @@ def parse_roi(spec: str, label: str | None = None) -> RegionSource:
     if label:
         source.label = label
     return source
+
+
+def parse_regions(values: list[str] | str | None, label: str | None = None) -> list:
+    """The regions of a run from ``--roi`` values: ``SPEC`` (one unnamed region, columns
+    ``RoiRatio``...) or ``NAME=SPEC`` (named, columns ``NAMERatio``, ``NAMELift``...), repeatable."""
+    import re
+
+    from xaicli.pipeline.scoring import Region
+
+    items = [values] if isinstance(values, str) else list(values or [])
+    regions = []
+    for item in items:
+        name, sep, spec = item.partition("=")
+        if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name) and not Path(item).exists():
+            regions.append(Region(name, parse_roi(spec, name)))
+        else:
+            regions.append(Region("", parse_roi(item, label)))
+    names = [r.label for r in regions]
+    if len(regions) > 1 and (any(not r.name for r in regions) or len(set(names)) != len(names)):
+        raise UsageError("several regions need distinct names: roi NAME=SPEC, e.g. roi lesion=DIR roi tag=DIR",
+                         parameter="roi")
+    return regions

@@ -18,12 +18,14 @@ def compare(
     masks: int = typer.Option(None, help="rise: number of random masks (default 4000)."),
     segmentation: str = typer.Option(None, help="lime: quickshift, slic, felzenszwalb or grid (default quickshift)."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Any method parameter NAME=VALUE or METHOD.NAME=VALUE (repeatable), e.g. -p rise.grid_size=8; as in `xaicli explain`."),
-    roi: str = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY."),
+    roi: list[str] = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several (columns per region: lesionRatio, tagLift, ...)."),
     roi_label: str = typer.Option(None, help="Name of the region in column names (default: Face for faces, else Roi)."),
-    metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric plugins (default: region metrics with --roi, entropy, deletion, insertion, consistency for classifiers; the randomisation metrics with --sanity)."),
-    normalization: str = typer.Option("positive", help="Map mass for metrics and overlays: positive (positive part), abs (magnitude) or minmax (minus the minimum, for offset maps like RISE)."),
+    metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric plugins (default: roi-ratio, background-ratio, entropy, pointing-hit with --roi, deletion, insertion, lift with --roi, consistency for classifiers; the randomisation metrics with --sanity). Better is higher for RoiRatio, PointingHit, Lift, Insertion, Reliability; lower for BackgroundRatio, Deletion, RandSpearman, RandSSIM, Consistency; Entropy has no better direction."),
+    normalization: list[str] = typer.Option(None, help="Map mass for metrics and overlays: positive (positive part), abs (magnitude) or minmax (minus the minimum); for all methods, or METHOD=MODE (repeatable). Default: each method's own (abs for ig and gradient-x-input, positive otherwise)."),
+    group_by: list[str] = typer.Option(None, "--group-by", help="Summaries per group: true, predicted, outcome (correct/incorrect), error (regression bands), folder, folder:N, none (repeatable; default: true, predicted, outcome for classifiers, error for regression)."),
+    fail_if: list[str] = typer.Option(None, "--fail-if", help="Gate (repeatable): METHOD.COLUMN<VALUE (or <=, >, >=, ==, !=), optionally @GROUP, e.g. 'gradcam.PointingHit<0.8' or 'ig.RoiLift<2@true=nodule'; a failed gate exits with code 8."),
     deletion_steps: int = typer.Option(None, help="Deletion/insertion: steps of the curves (default 50)."),
-    tolerance: int = typer.Option(None, help="Pointing-hit tolerance in pixels (default 0)."),
+    tolerance: int = typer.Option(None, help="Pointing-hit tolerance in pixels (default: half the map's native cell; 0 with the pointing-hit-strict metric)."),
     metric_param: list[str] = typer.Option(None, "--metric-param", help="Metric parameter METRIC.KEY=VALUE (repeatable), e.g. insertion.blur_sigma=3."),
     sanity: bool = typer.Option(False, "--sanity", help="Randomisation sanity check: also explain with a weight-randomised copy of the model and score the similarity (low is good)."),
     random_baseline: bool = typer.Option(True, "--random-baseline/--no-random-baseline", help="Score a random map per image as the chance reference row."),
@@ -53,11 +55,12 @@ def compare(
         render_summary,
         report_problems,
     )
+    from xaicli.cli.verdicts import raise_gates, render_groups, render_model, render_warnings
     from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
     from xaicli.io import to_json
     from xaicli.pipeline.compare import compare as engine_compare
     from xaicli.pipeline.scoring import parse_list
-    from xaicli.rois import parse_roi
+    from xaicli.rois import parse_regions
 
     if batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
@@ -66,7 +69,7 @@ def compare(
     # the same method options and --param syntax as `xaicli explain`
     chosen = method_params(parse_list(methods), {"layer": layer, "steps": steps, "samples": samples,
                                                   "masks": masks, "segmentation": segmentation}, param or [])
-    region = parse_roi(roi, roi_label) if roi else None
+    regions = parse_regions(roi, roi_label)
     from xaicli.models.io import load_model
 
     loaded = load_model(model, allow_unsafe=allow_unsafe)
@@ -75,7 +78,8 @@ def compare(
     with bar:
         result = engine_compare(
             loaded, list(inputs), chosen, output,
-            roi=region, metrics=metrics, normalization=normalization,
+            roi=regions, metrics=metrics, normalization=normalizations(normalization), group_by=group_by,
+            fail_if=fail_if,
             metric_params=metric_params(deletion_steps, tolerance, metric_param), target=target, score=score,
             batch_size=batch_size, sanity=sanity, random_baseline=random_baseline, labels=labels,
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
@@ -86,27 +90,52 @@ def compare(
         payload = {
             "model": str(model), "task": loaded.info.task, "images": result.images, "methods": result.methods,
             "region": result.region, "normalization": result.normalization, "truth_source": result.truth_source,
-            "summary": result.summary, "consistency": result.consistency, "outputs": result.outputs,
+            "directions": {c: {True: "higher", False: "lower"}.get(d) for c, d in result.directions.items()},
+            result.quality_name or "quality": result.quality,
+            "summary": result.summary, "warnings": result.warnings, "gates": result.gate_failures,
+            "consistency": result.consistency, "outputs": result.outputs,
             "no_region": [{"file": f, "reason": r} for f, r in result.no_region],
             "failures": [{"file": f, "reason": r} for f, r in result.failures],
         }
         sys.stdout.write(to_json(payload) + "\n")
     else:
-        title = (f"Comparison on {result.images} image(s), normalization {result.normalization}"
+        modes = sorted(set(result.normalization.values()))
+        title = (f"Comparison on {result.images} image(s), normalization "
+                 + (modes[0] if len(modes) == 1 else ", ".join(f"{m} {k}" for m, k in result.normalization.items()))
                  + (f", region {result.region}" if result.region else "") + ": means per method")
-        render_summary(console, title, result.summary, result.summary_columns)
+        render_model(console, result, loaded.info.task)
+        render_summary(console, title, [r for r in result.summary if r["Group"] == "all"], result.summary_columns)
+        render_groups(console, result)
         if result.consistency:
             from xaicli.cli.render import table
 
             overall = [(r["method"], r["consistency"], r["n"]) for r in result.consistency if r["class"] == "(all)"]
-            console.print(table("Grad-CAM consistency L_CAM (lower = more consistent)", ["Method", "L_CAM", "n"], overall))
+            console.print(table("Consistency L_CAM of each method's maps (lower = more consistent)",
+                                ["Method", "L_CAM", "n"], overall))
         report_problems(console, result.no_region)
         for key, path in result.outputs.items():
             shown = ", ".join(path) if isinstance(path, list) else path
             console.print(f"  {key}: {shown}")
+    render_warnings(err_console(), result.warnings)
+    raise_gates(result.gate_failures)
     if result.failures:
         error = PartialFailure(f"{len(result.failures)} input(s) failed ({result.images} image(s) processed)",
                                result.failures)
         if not result.images:
             error.exit_code = EXIT_INPUT
         raise error
+
+
+def normalizations(values: list[str] | None) -> str | dict[str, str] | None:
+    """``--normalization abs`` (every method) or ``--normalization rise=minmax`` (one method)."""
+    from xaicli.errors import UsageError
+
+    per_method: dict[str, str] = {}
+    for value in values or []:
+        method, sep, mode = value.partition("=")
+        if not sep:
+            if len(values) > 1:
+                raise UsageError("--normalization takes one MODE for all methods, or METHOD=MODE items")
+            return value.strip()
+        per_method[method.strip()] = mode.strip()
+    return per_method or None

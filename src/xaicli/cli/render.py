@@ -24,8 +24,8 @@ def out_console() -> Console:
 def print_error(error: XaicliError) -> None:
     console = err_console()
     console.print(f"[bold red]error:[/bold red] [red]{_escape(error.message)}[/red]")
-    if isinstance(error, PartialFailure):
-        for item, reason in error.failures:
+    if isinstance(error, PartialFailure) or hasattr(error, "failures"):
+        for item, reason in getattr(error, "failures", []):
             console.print(f"  [red]- {_escape(item)}: {_escape(reason)}[/red]")
 
 

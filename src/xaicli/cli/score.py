@@ -118,10 +118,11 @@ def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
 
 def score(
     run: Path = typer.Argument(..., help="An `xaicli explain` output folder (or its maps.csv)."),
-    roi: str = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY."),
+    roi: list[str] = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several."),
     roi_label: str = typer.Option(None, help="Name of the region in column names (default: Face for faces, else Roi)."),
     metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric plugins (default: the region metrics and entropy; deletion and insertion with --model). See `xaicli plugins metrics`."),
-    normalization: str = typer.Option("positive", help="Map mass: positive (positive part), abs (magnitude) or minmax (minus the minimum, for offset maps like RISE)."),
+    normalization: list[str] = typer.Option(None, help="Map mass: positive (positive part), abs (magnitude) or minmax (minus the minimum); for all methods, or METHOD=MODE (repeatable). Default: each map's own display, as maps.csv records it."),
+    fail_if: list[str] = typer.Option(None, "--fail-if", help="Gate (repeatable): METHOD.COLUMN<VALUE (or <=, >, >=, ==, !=), e.g. 'gradcam.PointingHit<0.8'; a failed gate exits with code 8."),
     model: Path = typer.Option(None, "--model", "-m", help="The model the maps explain (needed by deletion/insertion)."),
     deletion_steps: int = typer.Option(None, help="Deletion/insertion: steps of the curves (default 50)."),
     tolerance: int = typer.Option(None, help="Pointing-hit tolerance in pixels (default 0)."),
@@ -133,12 +134,14 @@ def score(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Score the maps of an `xaicli explain` run: writes scores.csv (image x method) and summary.csv."""
+    from xaicli.cli.compare import normalizations
     from xaicli.cli.render import err_console, out_console
+    from xaicli.cli.verdicts import raise_gates
     from xaicli.errors import EXIT_INPUT, PartialFailure
     from xaicli.pipeline.score import score_run
-    from xaicli.rois import parse_roi
+    from xaicli.rois import parse_regions
 
-    region = parse_roi(roi, roi_label) if roi else None
+    regions = parse_regions(roi, roi_label)
     loaded = None
     if model is not None:
         from xaicli.models.io import load_model
@@ -147,11 +150,13 @@ def score(
     console = err_console() if as_json else out_console()
     bar, update = progress_bar(err_console(), "scoring maps")
     with bar:
-        result = score_run(run, output, metrics=metrics, roi=region, normalization=normalization, loaded=loaded,
+        result = score_run(run, output, metrics=metrics, roi=regions, normalization=normalizations(normalization),
+                           loaded=loaded, fail_if=fail_if,
                            params=metric_params(deletion_steps, tolerance, metric_param), batch_size=batch_size,
                            overwrite=overwrite, progress=update)
     if as_json:
         payload = {"maps_scored": result.rows, "region": result.region, "normalization": result.normalization,
+                   "gates": result.gate_failures,
                    "summary": result.summary, "consistency": result.consistency, "outputs": result.outputs,
                    "no_region": [{"file": f, "reason": r} for f, r in result.no_region],
                    "failures": [{"item": f, "reason": r} for f, r in result.failures],
@@ -167,6 +172,7 @@ def score(
             console.print(f"  {key}: {path}")
     for warning in result.warnings:
         err_console().print(f"[yellow]warning: {warning}[/yellow]")
+    raise_gates(result.gate_failures)
     if result.failures:
         error = PartialFailure(f"{len(result.failures)} map(s) or region(s) could not be scored "
                                f"({result.rows} map(s) scored)", result.failures)

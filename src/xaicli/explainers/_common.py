@@ -62,3 +62,22 @@ def accumulate(total: np.ndarray, rows: np.ndarray, values: np.ndarray, coef: np
         part = values[sel]
         part = weighted_sum(coef[sel], part) if coef is not None else part.sum(axis=0)
         total[r] += part
+
+
+def split_half_reliability(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Per image, how reproducible a sampled map is, from the two halves of its own samples.
+
+    ``first`` and ``second`` are (B, H, W) maps each made from half of the samples (even and odd
+    draws). Their Pearson correlation r estimates the reliability of a half-sized map; the
+    Spearman-Brown prophecy formula (Spearman 1910; Brown 1910) gives that of the full map,
+    ``2 r / (1 + r)``. 1 = the map is what the method converges to; near 0 = the map is noise
+    (where the samples happened to fall). NaN where a half is constant.
+    """
+    a = np.asarray(first, np.float64).reshape(len(first), -1)
+    b = np.asarray(second, np.float64).reshape(len(second), -1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(denominator > 0, (a * b).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), np.nan)
+        return np.where(r > -1, 2.0 * r / (1.0 + r), -1.0)

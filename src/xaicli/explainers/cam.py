@@ -24,6 +24,7 @@ activation, to bound the cost (one model evaluation per channel and image).
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -54,18 +55,22 @@ class _CAM(Explainer):
             return [part.strip() for part in self.layer.split(",") if part.strip()]
         return list(self.layer)
 
+    @abstractmethod
     def layer_maps(self, runner: Any, images: np.ndarray, target: Any) -> dict[str, np.ndarray]:
         """Per-layer maps (B, h, w) at each layer's own resolution, before upsampling."""
-        raise NotImplementedError
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         size = runner.input_shape[:2]
-        per_layer = {name: upsample(m, size) for name, m in self.layer_maps(runner, images, target).items()}
+        native = self.layer_maps(runner, images, target)
+        # a layer's cell: how many input pixels one of its positions spans (its stride)
+        cells = {name: float(np.mean([size[0] / m.shape[1], size[1] / m.shape[2]])) for name, m in native.items()}
+        per_layer = {name: upsample(m, size) for name, m in native.items()}
         if len(per_layer) == 1:
             name, maps = next(iter(per_layer.items()))
-            return Explanation(maps, layer=name)
+            return Explanation(maps, extras={"cell": np.full(len(images), cells[name])}, layer=name)
         combined = np.mean([_normalise(m) for m in per_layer.values()], axis=0)
-        return Explanation(combined, layers=per_layer)
+        return Explanation(combined, extras={"cell": np.full(len(images), max(cells.values()))}, layers=per_layer,
+                           layer_cells=cells)
 
 
 class GradCAM(_CAM):

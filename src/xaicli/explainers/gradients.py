@@ -15,16 +15,18 @@
 Parameters of the noisy methods: ``n_samples`` (default 50), ``noise_level`` (default 0.2, the
 upper end of the 10-20 % the SmoothGrad paper recommends), ``seed`` (default 0). The same noise
 draws are used for every image of a run, so a map does not depend on how images were batched.
+Each map comes with its split-half ``reliability`` (even and odd noise draws, Spearman-Brown).
 """
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
 
 from xaicli.api import Explainer, Explanation, Stack
-from xaicli.explainers._common import accumulate, check_positive
+from xaicli.explainers._common import accumulate, check_positive, split_half_reliability
 
 _CACHE_BYTES = 256 * 2**20
 
@@ -80,8 +82,9 @@ class _Noisy(Explainer):
 
         return get
 
-    def _moments(self, runner: Any, images: np.ndarray, target: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and mean square of the gradient over the noisy copies, per image."""
+    def _moments(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
+        """Sums of the gradient and of its square over the even and the odd noisy copies, per
+        image: (2 halves, 2 moments, B, H, W, C) float64 (the halves give the reliability)."""
         b = len(images)
         n = self.n_samples
         noise = self._noise(images.shape[1:])
@@ -92,13 +95,28 @@ class _Noisy(Explainer):
             return np.stack([images[j // n] + sigma[j // n] * noise(j % n) for j in range(start, stop)])
 
         rows = np.repeat(np.arange(b), n)
-        total = np.zeros(images.shape, np.float64)
-        total_sq = np.zeros(images.shape, np.float64)
+        sums = np.zeros((2, 2, *images.shape), np.float64)
         for start, stop, _, _, grads in runner.iter_gradients(Stack(b * n, rows, build), target):
-            r = rows[start:stop]
-            accumulate(total, r, grads)
-            accumulate(total_sq, r, grads.astype(np.float64) ** 2)
-        return (total / n).astype(np.float32), (total_sq / n).astype(np.float32)
+            half = np.arange(start, stop) % n % 2
+            for h in (0, 1):
+                sel = half == h
+                if sel.any():
+                    accumulate(sums[h, 0], rows[start:stop][sel], grads[sel])
+                    accumulate(sums[h, 1], rows[start:stop][sel], grads[sel].astype(np.float64) ** 2)
+        return sums
+
+    @abstractmethod
+    def reduce(self, mean: np.ndarray, mean_sq: np.ndarray) -> np.ndarray:
+        """The method's map from the mean gradient and mean squared gradient (B, H, W, C)."""
+
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
+        sums = self._moments(runner, images, target)
+        n = self.n_samples
+        counts = np.array([(n + 1) // 2, n // 2], np.float64)
+        maps = self.reduce(sums[:, 0].sum(axis=0) / n, sums[:, 1].sum(axis=0) / n)
+        halves = [self.reduce(sums[h, 0] / max(counts[h], 1), sums[h, 1] / max(counts[h], 1)) for h in (0, 1)]
+        reliability = split_half_reliability(*halves) if n > 1 else np.full(len(images), np.nan)
+        return Explanation(maps, extras={"reliability": reliability})
 
 
 class SmoothGrad(_Noisy):
@@ -106,9 +124,8 @@ class SmoothGrad(_Noisy):
 
     name: ClassVar[str] = "smoothgrad"
 
-    def explain(self, runner, images, target):
-        mean, _ = self._moments(runner, images, target)
-        return Explanation(np.abs(mean).max(axis=-1))
+    def reduce(self, mean, mean_sq):
+        return np.abs(mean).max(axis=-1)
 
 
 class SmoothGradSquared(_Noisy):
@@ -116,9 +133,8 @@ class SmoothGradSquared(_Noisy):
 
     name: ClassVar[str] = "smoothgrad-squared"
 
-    def explain(self, runner, images, target):
-        _, mean_sq = self._moments(runner, images, target)
-        return Explanation(mean_sq.sum(axis=-1))
+    def reduce(self, mean, mean_sq):
+        return mean_sq.sum(axis=-1)
 
 
 class VarGrad(_Noisy):
@@ -126,6 +142,5 @@ class VarGrad(_Noisy):
 
     name: ClassVar[str] = "vargrad"
 
-    def explain(self, runner, images, target):
-        mean, mean_sq = self._moments(runner, images, target)
-        return Explanation(np.maximum(mean_sq - mean**2, 0.0).sum(axis=-1))
+    def reduce(self, mean, mean_sq):
+        return np.maximum(mean_sq - mean**2, 0.0).sum(axis=-1)

@@ -88,7 +88,7 @@ class GridWriter:
         stem: str = "grid",
         colormap: str = "jet",
         alpha: float = 0.45,
-        mode: str = "positive",
+        mode: str | dict[str, str] = "positive",
         overwrite: bool = False,
     ) -> None:
         if tile < 32:
@@ -124,7 +124,8 @@ class GridWriter:
             if saliency is None:
                 cell = np.full((self.tile, self.tile, 3), 220, np.uint8)
             else:
-                picture = overlay(image, saliency, colormap=self.colormap, alpha=self.alpha, mode=self.mode)
+                mode = self.mode.get(method, "positive") if isinstance(self.mode, dict) else self.mode
+                picture = overlay(image, saliency, colormap=self.colormap, alpha=self.alpha, mode=mode)
                 cell = _tile(picture, self.tile)
             padded = np.full((height, self.tile, 3), BACKGROUND, np.uint8)
             padded[: self.tile] = cell

@@ -12,6 +12,14 @@ Conventions, chosen so that a map that prefers no pixel scores like chance, neve
   rather than scored as a hit (Quantus's Pointing Game scores it as a hit);
 * **ties** for the maximum: PointingHit is the *share of the tied maxima inside R*, the expected
   hit under a uniformly random choice among them (1 or 0 whenever the maximum is unique).
+
+Small regions need the area they cover: a map that puts 5 % of its mass on a lesion covering 0.5 %
+of the image looks at it ten times more than chance. **Lift** = RoiRatio / area share (1 = chance).
+And a map has a native resolution: a 16 x 16 Grad-CAM upsampled to 256 px cannot put its peak
+closer than a cell to anything, so PointingHit's default tolerance is half the map's native cell
+(``cell`` in the context, from the explainer: the CAM layer's stride, RISE's grid cell, LIME's
+segment size, the occlusion stride; 0 for pixel-level maps). ``pointing-hit-strict`` keeps the
+paper's zero tolerance.
 """
 
 from __future__ import annotations
@@ -48,6 +56,10 @@ def roi_ratio(mass: np.ndarray, region: np.ndarray) -> float:
     if total <= 0.0:
         return float(region.mean())
     return float(mass[region].sum() / total)
+
+
+def area_share(region: np.ndarray) -> float:
+    return float(region.mean()) if region.size else math.nan
 
 
 class RoiRatio(MapMetric):
@@ -108,13 +120,39 @@ class Entropy(MapMetric):
         return float(-(p * np.log(p)).sum() / math.log(count))
 
 
+class Lift(MapMetric):
+    """Share of the map's mass in the region divided by the share of the image the region covers.
+
+    ``Lift = RoiRatio / (|R| / N)``: 1 for a flat (or random) map, above 1 when the map prefers the
+    region, below 1 when it avoids it; readable for regions of any size, unlike RoiRatio whose
+    chance level is the region's area. Empty region: NaN.
+    """
+
+    name = "lift"
+    label = "Lift"
+    requires = ("region",)
+    higher_is_better = True
+
+    def column(self, region_label: str = "Roi") -> str:
+        return f"{region_label}Lift"
+
+    def score(self, saliency: np.ndarray, **context: Any) -> float:
+        mass = nonnegative(saliency, self.normalization)
+        region = region_for(context.get("region"), mass.shape, self.name)
+        if not region.any():
+            return math.nan
+        return roi_ratio(mass, region) / area_share(region)
+
+
 class PointingHit(MapMetric):
     """Pointing game (Zhang et al., "Top-down neural attention by excitation backprop", ECCV 2016).
 
     1 if the map's maximum lies inside the region, else 0; the mean over images is the hit rate.
-    ``tolerance`` (pixels, default 0; the paper used 15 at 224 px) grows the region by that radius.
-    Ties: the share of the tied maxima inside the region. Empty region: NaN. All-zero map: every
-    pixel ties, so the hit is the region's area share (chance).
+    ``tolerance`` (pixels; the paper used 15 at 224 px) grows the region by that radius. Default
+    ``None``: half the map's native cell (``cell`` from the context; 0 for pixel-level maps), so a
+    coarse map is not scored below its own resolution. Ties: the share of the tied maxima inside
+    the region. Empty region: NaN. All-zero map: every pixel ties, so the hit is the region's area
+    share (chance).
     """
 
     name = "pointing-hit"
@@ -122,22 +160,38 @@ class PointingHit(MapMetric):
     requires = ("region",)
     higher_is_better = True
 
-    def __init__(self, normalization: str = "positive", tolerance: int = 0, **params: Any) -> None:
+    def __init__(self, normalization: str = "positive", tolerance: int | None = None, **params: Any) -> None:
         super().__init__(normalization, **params)
-        if int(tolerance) < 0:
+        if tolerance is not None and int(tolerance) < 0:
             raise UsageError(f"pointing-hit tolerance must be >= 0 pixels, not {tolerance}")
-        self.tolerance = int(tolerance)
+        self.tolerance = None if tolerance is None else int(tolerance)
+
+    def radius(self, context: dict[str, Any]) -> int:
+        if self.tolerance is not None:
+            return self.tolerance
+        return int(round(float(context.get("cell") or 0.0) / 2.0))
 
     def score(self, saliency: np.ndarray, **context: Any) -> float:
         mass = nonnegative(saliency, self.normalization)
         region = region_for(context.get("region"), mass.shape, self.name)
         if not region.any():
             return math.nan
-        if self.tolerance > 0:
+        radius = self.radius(context)
+        if radius > 0:
             import cv2
 
-            size = 2 * self.tolerance + 1
+            size = 2 * radius + 1
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
             region = cv2.dilate(region.astype(np.uint8), kernel) > 0
         peaks = mass == mass.max()
         return float(region[peaks].sum() / peaks.sum())
+
+
+class StrictPointingHit(PointingHit):
+    """The pointing game with the paper's zero tolerance, whatever the map's resolution."""
+
+    name = "pointing-hit-strict"
+    label = "PointingHitStrict"
+
+    def __init__(self, normalization: str = "positive", **params: Any) -> None:
+        super().__init__(normalization, tolerance=0, **params)

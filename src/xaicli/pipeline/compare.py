@@ -23,11 +23,15 @@ from typing import Any
 
 from xaicli.api import Explanation, LoadedModel, RegionSource
 from xaicli.errors import InputError, UsageError
+from xaicli.pipeline.groups import QUALITY, Grouping
 from xaicli.pipeline.run import Batch, Method, Pipeline, make_methods
 from xaicli.pipeline.scoring import (
     RANDOM_METHOD,
+    SECONDS,
+    Region,
     Scorer,
     default_metrics,
+    describe_regions,
     model_function,
     parse_list,
     random_map,
@@ -41,6 +45,7 @@ from xaicli.pipeline.sinks import (
     close_all,
     discard_all,
 )
+from xaicli.pipeline.verdicts import Gate, run_gates
 
 
 @dataclass
@@ -53,10 +58,16 @@ class CompareResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     no_region: list[tuple[str, str]] = field(default_factory=list)
     consistency: list[dict[str, Any]] = field(default_factory=list)
-    normalization: str = "positive"
+    normalization: dict[str, str] = field(default_factory=dict)  # method -> the mode its maps were scored with
     region: str | None = None
     truth_source: str | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)  # per image x method, with keep_rows
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    gate_failures: list[str] = field(default_factory=list)
+    directions: dict[str, bool | None] = field(default_factory=dict)  # column -> higher is better
+    predictions: list[dict[str, Any]] = field(default_factory=list)  # the first rows of predictions.csv
+    quality_name: str | None = None  # Accuracy, MAE or Dice
+    quality: float = float("nan")  # on every explained image with a known truth
 
 
 def randomized_copy(model: Any, seed: int = 0) -> Any:
@@ -88,16 +99,16 @@ def sanity_stage(pipeline: Pipeline, methods: list[Method], seed: int) -> Callab
 
 
 def score_stage(scorer: Scorer, *, random_baseline: bool, seed: int) -> Callable[[Batch, Pipeline], None]:
-    """Each good record's region, then every map (and the random reference map) scored."""
+    """Each good record's regions, then every map (and the random reference map) scored."""
 
     def stage(batch: Batch, pipeline: Pipeline) -> None:
         for record in batch.good:
-            region, record.region_status, record.region_failure = scorer.region(record)
+            regions, record.region_status, record.region_failure = scorer.region(record)
             model_fn = None
             if "model_fn" in scorer.needs:
                 model_fn = model_function(pipeline.runner, pipeline.info, record.target)
             noise = random_map(seed, record.index, record.image.shape[:2]) if random_baseline else None
-            scorer.score_record(record, model_fn=model_fn, random_map=noise, region=region)
+            scorer.score_record(record, model_fn=model_fn, random_map=noise, regions=regions)
 
     return stage
 
@@ -108,9 +119,11 @@ def compare(
     methods: Sequence[tuple[str, dict[str, Any]] | str],
     output_dir: str | os.PathLike[str],
     *,
-    roi: RegionSource | None = None,
+    roi: RegionSource | Sequence[Region] | None = None,
     metrics: Sequence[str] | str | None = None,
-    normalization: str = "positive",
+    normalization: str | dict[str, str] | None = None,
+    group_by: Sequence[str] | None = None,
+    fail_if: Sequence[str] | None = None,
     metric_params: dict[str, dict[str, Any]] | None = None,
     target: str | None = None,
     score: str = "probability",
@@ -129,6 +142,7 @@ def compare(
     seed: int = 0,
     frame: int | None = None,
     keep_rows: bool = False,
+    keep_predictions: int = 20,
     progress: Callable[[int, int], None] | None = None,
 ) -> CompareResult:
     """Explain, score and draw every image under ``inputs`` (see the module docstring)."""
@@ -148,7 +162,7 @@ def compare(
 
     names = parse_list(metrics)
     if not names:
-        names = default_metrics(region=roi is not None, model=True, randomized=sanity)
+        names = default_metrics(region=bool(roi), model=True, randomized=sanity)
         if info.task == "classification" and truth_source is not None:
             names.append("consistency")
     available = ["image", "model_fn"] + (["random_saliency"] if sanity else [])
@@ -156,8 +170,15 @@ def compare(
     if scorer.set_metrics and info.task != "classification":
         raise UsageError(f"metric {scorer.set_metrics[0].name!r} needs a classification model", parameter="metrics")
     method_names = [m.name for m in chosen]
+    grouping = Grouping.make(group_by, info, truths)
+    gates = [Gate.parse(text) for text in fail_if or ()]
+    gate_columns = [*scorer.columns, SECONDS, "Reliability", "Images"] + ([QUALITY[info.task]] if grouping.kinds
+                                                                          or truth_source else [])
+    for gate in gates:
+        gate.check(method_names + [RANDOM_METHOD], gate_columns)
+    modes = {m.name: scorer.mode(m.name, m.explainer.display) for m in chosen}
     grid = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
-                      alpha=alpha, mode=normalization, overwrite=overwrite)
+                      alpha=alpha, mode=modes, overwrite=overwrite)
     planned = [out / "scores.csv", out / "summary.csv", out / "predictions.csv"]
     planned += [out / "consistency.csv"] if scorer.set_metrics else []
     planned += [grid.page_path(n) for n in range(1, -(-len(sources) // rows_per_page) + 1)]
@@ -169,9 +190,10 @@ def compare(
     stages = [sanity_stage(pipeline, make_methods(methods), seed)] if sanity else []
     stages.append(score_stage(scorer, random_baseline=random_baseline, seed=seed))
     order = method_names + ([RANDOM_METHOD] if random_baseline else [])
-    scores = ScoreSink(out, scorer, info, order=order, overwrite=overwrite, keep_rows=keep_rows)
-    sinks: list[Any] = [PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite),
-                        scores, GridSink(grid, info)]
+    scores = ScoreSink(out, scorer, info, order=order, overwrite=overwrite, keep_rows=keep_rows, grouping=grouping)
+    predictions = PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite,
+                                 keep_rows=keep_predictions)
+    sinks: list[Any] = [predictions, scores, GridSink(grid, info)]
     if save_maps:
         sinks.append(MapSink(out / "maps", colormap=colormap, alpha=alpha, overwrite=overwrite))
     failures: list[tuple[str, str]] = []
@@ -198,6 +220,8 @@ def compare(
         raise
     summary_rows, summary_columns = scores.rows()
     return CompareResult(len(sources) - len(failures), method_names, summary_rows, summary_columns, outputs,
-                         failures + region_failures, no_region, scores.consistency_rows(), normalization,
-                         roi.describe() if roi is not None else None, truth_source, scores.kept)
+                         failures + region_failures, no_region, scores.consistency_rows(), modes,
+                         describe_regions(scorer.regions), truth_source, scores.kept, scores.warnings(),
+                         run_gates(gates, summary_rows), scorer.directions, predictions.rows, scores.summary.quality_name,
+                         scores.summary.group_quality()[0])
 

@@ -31,7 +31,8 @@ class MethodMap:
 
     ``key`` names it in tables: the method, or ``method@layer`` for one of several CAM layers.
     ``display``: how it is shown (the explainer's declaration). ``extras``: the explainer's
-    per-image numbers (IG's completeness gap).
+    per-image numbers (IG's completeness gap, a sampled map's reliability). ``cell``: its native
+    resolution in the image's pixels (0 for pixel-level maps).
     """
 
     method: str
@@ -41,6 +42,7 @@ class MethodMap:
     extras: dict[str, float] = field(default_factory=dict)
     display: str = "positive"
     key: str = ""
+    cell: float = 0.0
 
     def __post_init__(self) -> None:
         self.key = self.key or self.method
@@ -70,6 +72,8 @@ class Record:
     region_status: str = ""
     #: why the region could not be made although it should exist (an unreadable mask file)
     region_failure: str | None = None
+    #: the model's quality on the image (correct, absolute error, Dice), once scored
+    quality: float | None = None
     #: the maps of a weight-randomised copy of the model, per map key (the sanity check)
     randomized: dict[str, np.ndarray] = field(default_factory=dict)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)

@@ -241,17 +241,24 @@ def explain(batch: Batch, pipeline: Pipeline) -> None:
 
 def method_maps(name: str, display: str, explanation: Explanation, j: int, seconds: float,
                 size: tuple[int, int]) -> list[MethodMap]:
-    """Image ``j``'s maps from an explanation: the map, then each layer's when there are several."""
+    """Image ``j``'s maps from an explanation: the map, then each layer's when there are several
+    (each with the method's seconds: one pass made them all)."""
     from xaicli.io import resize
+
+    model_size = explanation.maps.shape[1:3]
+    scale = float(np.mean([size[0] / model_size[0], size[1] / model_size[1]]))
 
     def at_size(m: np.ndarray) -> np.ndarray:
         return resize(np.asarray(m, np.float32), tuple(size), interpolation="linear").astype(np.float32)
 
     extras = {key: float(values[j]) for key, values in explanation.extras.items()}
+    cell = extras.get("cell", 0.0) * scale
     if not explanation.layers:
-        return [MethodMap(name, at_size(explanation.maps[j]), seconds, explanation.layer, extras, display)]
+        return [MethodMap(name, at_size(explanation.maps[j]), seconds, explanation.layer, extras, display, cell=cell)]
     count = 1 + len(explanation.layers)
-    out = [MethodMap(name, at_size(explanation.maps[j]), seconds, "combined", extras, display)]
+    out = [MethodMap(name, at_size(explanation.maps[j]), seconds, "combined", extras, display, cell=cell)]
     for layer, maps in explanation.layers.items():
-        out.append(MethodMap(name, at_size(maps[j]), 0.0, layer, extras, display, method_key(name, layer, count)))
+        layer_cell = explanation.layer_cells.get(layer, 0.0) * scale
+        out.append(MethodMap(name, at_size(maps[j]), seconds, layer, extras, display, method_key(name, layer, count),
+                             cell=layer_cell))
     return out

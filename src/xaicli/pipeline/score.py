@@ -24,8 +24,17 @@ from xaicli.api import RegionSource, Target
 from xaicli.errors import InputError, XaicliError
 from xaicli.io import Source
 from xaicli.pipeline.record import MethodMap, Record, method_key
-from xaicli.pipeline.scoring import Scorer, default_metrics, model_function, parse_list
+from xaicli.pipeline.scoring import (
+    SECONDS,
+    Region,
+    Scorer,
+    default_metrics,
+    describe_regions,
+    model_function,
+    parse_list,
+)
 from xaicli.pipeline.sinks import ScoreSink
+from xaicli.pipeline.verdicts import Gate, run_gates
 from xaicli.predictions import Prediction
 
 
@@ -39,9 +48,10 @@ class ScoreResult:
     failures: list[tuple[str, str]]
     no_region: list[tuple[str, str]]
     consistency: list[dict[str, Any]] = field(default_factory=list)
-    normalization: str = "positive"
+    normalization: dict[str, str] = field(default_factory=dict)
     region: str | None = None
     warnings: list[str] = field(default_factory=list)
+    gate_failures: list[str] = field(default_factory=list)
 
 
 def find_maps_csv(run: str | os.PathLike[str]) -> Path:
@@ -107,9 +117,10 @@ def score_run(
     output_dir: str | os.PathLike[str] | None = None,
     *,
     metrics: Sequence[str] | str | None = None,
-    roi: RegionSource | None = None,
-    normalization: str = "positive",
+    roi: RegionSource | Sequence[Region] | None = None,
+    normalization: str | dict[str, str] | None = None,
     loaded: Any = None,
+    fail_if: Sequence[str] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     batch_size: int = 16,
     overwrite: bool = False,
@@ -122,11 +133,15 @@ def score_run(
     base = index.parent
     out = Path(output_dir) if output_dir is not None else base
     rows = read_maps_csv(index)
-    names = parse_list(metrics) or default_metrics(region=roi is not None, model=loaded is not None)
+    names = parse_list(metrics) or default_metrics(region=bool(roi), model=loaded is not None)
     available = ["image"] + (["model_fn"] if loaded is not None else [])
     scorer = Scorer(names, roi=roi, normalization=normalization, params=params, available=available)
-    check_outputs([out / "scores.csv", out / "summary.csv"] + ([out / "consistency.csv"] if scorer.set_metrics else []),
-                  overwrite)
+    gates = [Gate.parse(text) for text in fail_if or ()]
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    for gate in gates:
+        gate.check(methods, [*scorer.columns, SECONDS, "Reliability", "Images"])
+    check_outputs([out / "scores.csv", out / "summary.csv", out / "warnings.csv"]
+                  + ([out / "consistency.csv"] if scorer.set_metrics else []), overwrite)
     runner = None
     info = getattr(loaded, "info", None)
     if "model_fn" in scorer.needs:
@@ -157,8 +172,10 @@ def score_run(
                 except XaicliError as exc:
                     failures.append((f"{row['image']} [{key}]", str(exc)))
                     continue
+                extras = {k: _number(row.get(k)) for k in ("reliability", "completeness_gap") if row.get(k)}
                 record.maps.append(MethodMap(row["method"], saliency, _number(row.get("seconds")), row.get("layer") or None,
-                                             key=key))
+                                             extras, row.get("display") or "positive", key=key,
+                                             cell=_number(row.get("cell")) if row.get("cell") else 0.0))
             done += len(group)
             if record.maps:
                 try:
@@ -179,8 +196,10 @@ def score_run(
         warnings.append("consistency needs each image's true class, and this run has none (no truth column in "
                         "maps.csv, and the images are not in folders named after the predicted classes): "
                         "its values are NaN")
+    warnings += [w["message"] for w in sink.warnings()]
     return ScoreResult(sink.stream.count, sink.columns, summary_rows, summary_columns, outputs, failures, no_region,
-                       sink.consistency_rows(), normalization, roi.describe() if roi is not None else None, warnings)
+                       sink.consistency_rows(), sink.modes, describe_regions(scorer.regions), warnings,
+                       run_gates(gates, summary_rows))
 
 
 def _score(record: Record, scorer: Scorer, runner: Any, info: Any,
@@ -192,10 +211,10 @@ def _score(record: Record, scorer: Scorer, runner: Any, info: Any,
         scorer.score_record(record)
         return
     record.image = read_image(record.file)
-    region, record.region_status, failure = scorer.region(record)
+    regions, record.region_status, failure = scorer.region(record)
     if failure is not None:
         failures.append((record.label, failure))
-    elif scorer.roi is not None and region is None:
+    elif scorer.regions and record.region_status != "ok":
         no_region.append((record.label, record.region_status))
     model_fn = None
     if runner is not None:
@@ -208,7 +227,7 @@ def _score(record: Record, scorer: Scorer, runner: Any, info: Any,
         if index is not None:
             spec = str(index) if info.task == "classification" else f"output:{index}" if info.task == "regression" else None
         model_fn = model_function(runner, info, resolve_target(outputs, info, spec))
-    scorer.score_record(record, model_fn=model_fn, region=region)
+    scorer.score_record(record, model_fn=model_fn, regions=regions)
 
 
 def _truths(rows: list[dict[str, str]], base: Path, info: Any) -> Callable[[dict[str, str]], str]:

@@ -1,5 +1,4 @@
-"""Scoring maps: the chosen metric plugins, the region of interest, the map normalisation, and the
-running summary per method (:class:`Summary`) -- memory does not grow with the number of images.
+"""Scoring maps: the chosen metric plugins, the regions of interest, each method's map normalisation.
 
 :class:`Scorer` scores one record's maps with a context (region, the image as the model sees it, a
 model function for the faithfulness curves, the randomised model's map) and a ``random`` reference
@@ -10,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 from xaicli import plugins
 from xaicli.api import NoRegion, RegionSource
 from xaicli.errors import UsageError, XaicliError
-from xaicli.normalization import check_mode
+from xaicli.normalization import NORMALIZATIONS, check_mode
 from xaicli.pipeline.record import Record
 
 #: metric order in tables: the age study's four first
@@ -66,72 +65,139 @@ def default_metrics(*, region: bool, model: bool, randomized: bool = False) -> l
         names += ["deletion", "insertion"]
     if randomized:
         names += ["randomization-spearman", "randomization-ssim"]
+    if region:  # after the age study's columns and the others, so their order stays
+        names.append("lift")
     return names
+
+
+@dataclass
+class Region:
+    """A named region of interest of a run: ``--roi lesion=DIR`` -> ``Region("lesion", source)``."""
+
+    name: str
+    source: RegionSource
+
+    @property
+    def label(self) -> str:
+        return self.name or self.source.label
+
+
+def describe_regions(regions: Sequence[Region]) -> str | None:
+    if not regions:
+        return None
+    return ", ".join((f"{r.name}=" if r.name else "") + r.source.describe() for r in regions)
+
+
+def scoring_mode(display: str) -> str:
+    """The mass a metric counts for a map shown as ``display`` (signed maps: the positive part)."""
+    return display if display in NORMALIZATIONS else "positive"
 
 
 class Scorer:
     """The metrics of one run. ``params``: metric name -> constructor keyword arguments.
 
-    ``available``: the context keys this run can supply (``region``, ``image``, ``model_fn``,
-    ``random_saliency``); a metric asked for that needs anything else is a usage error up front.
-    Dataset metrics (``consistency``) are accepted and listed in ``set_metrics``.
+    ``regions``: the run's regions of interest; region metrics get one column per region (the bare
+    age-study names, ``RoiRatio``, ``BackgroundRatio``, ``PointingHit``, for a single unnamed
+    region; ``lesionRatio``, ``tagLift``, ... for named ones). ``normalization``: the mass every
+    map's metrics count; None (default) takes each method's own mode (its declared display:
+    ``abs`` for IG, ``positive`` for Grad-CAM, ...), a text applies to all, a dict method -> mode
+    overrides some. ``available``: the context keys this run can supply (``image``, ``model_fn``,
+    ``random_saliency``); a metric that needs anything else is a usage error up front. Dataset
+    metrics (``consistency``) are listed in ``set_metrics``.
     """
 
     def __init__(
         self,
         names: Sequence[str],
         *,
-        roi: RegionSource | None = None,
-        normalization: str = "positive",
+        roi: RegionSource | Sequence[Region] | None = None,
+        normalization: str | dict[str, str] | None = None,
         params: dict[str, dict[str, Any]] | None = None,
         available: Sequence[str] = (),
     ) -> None:
-        check_mode(normalization)
-        self.roi = roi
+        if isinstance(roi, RegionSource):
+            roi = [Region("", roi)]
+        self.regions: list[Region] = list(roi or [])
+        self.roi = self.regions[0].source if self.regions else None
+        if isinstance(normalization, str):
+            check_mode(normalization)
+        for mode in (normalization or {}).values() if isinstance(normalization, dict) else ():
+            check_mode(mode)
         self.normalization = normalization
-        self.region_label = roi.label if roi is not None else "Roi"
-        have = set(available) | ({"region"} if roi is not None else set())
-        self.metrics: list[Any] = []
-        self.set_metrics: list[Any] = []
-        params = params or {}
-        for name in params:
-            if name not in names:
+        self.names, self.params = list(names), dict(params or {})
+        for name in self.params:
+            if name not in self.names:
                 plugins.load("metrics", name)  # a misspelt metric name: unknown, with the closest match
-        for name in names:
-            metric = plugins.make("metrics", name, params.get(name, {}), normalization=normalization)
-            if not metric.per_image:
-                self.set_metrics.append(metric)
-                continue
-            missing = [key for key in metric.requires if key not in have]
+        self._made: dict[str, tuple[list[Any], list[Any]]] = {}
+        metrics, self.set_metrics = self._metrics("positive")
+        have = set(available) | ({"region"} if self.regions else set())
+        for metric in metrics:
+            missing = [key for key in metric.requires if key not in have and key != "cell"]
             if missing:
-                raise UsageError(f"metric {name!r} needs {' and '.join(NEEDS.get(k, k) for k in missing)}",
+                raise UsageError(f"metric {metric.name!r} needs {' and '.join(NEEDS.get(k, k) for k in missing)}",
                                  parameter="metrics")
-            self.metrics.append(metric)
-        self.columns = [m.column(self.region_label) for m in self.metrics]
+        self.metrics = metrics
+        self.layout = [(m, r) for m in metrics for r in (self.regions if "region" in m.requires else [None])]
+        self.columns = [self._column(m, r) for m, r in self.layout]
+        self.directions = {c: m.higher_is_better for (m, _), c in zip(self.layout, self.columns, strict=True)}
         if len(set(self.columns)) != len(self.columns):
             raise UsageError(f"two metrics share a column name: {', '.join(self.columns)}", parameter="metrics")
+
+    def _metrics(self, mode: str) -> tuple[list[Any], list[Any]]:
+        """The metrics counting mass by ``mode`` (made once per mode a run uses)."""
+        if mode not in self._made:
+            made = [plugins.make("metrics", n, self.params.get(n, {}), normalization=mode) for n in self.names]
+            self._made[mode] = ([m for m in made if m.per_image], [m for m in made if not m.per_image])
+        return self._made[mode]
+
+    def _column(self, metric: Any, region: Region | None) -> str:
+        if region is None:
+            return metric.column("Roi")
+        if len(self.regions) == 1 and not region.name:
+            return metric.column(region.label)
+        return metric.column(region.label) if metric.name in ("roi-ratio", "lift") else f"{region.label}{metric.label}"
+
+    def mode(self, method: str, display: str = "positive") -> str:
+        """The normalisation the maps of ``method`` are scored with."""
+        if isinstance(self.normalization, str):
+            return self.normalization
+        chosen = (self.normalization or {}).get(method)
+        return chosen or scoring_mode(display)
+
+    def set_metrics_for(self, mode: str) -> list[Any]:
+        return self._metrics(mode)[1]
 
     @property
     def needs(self) -> set[str]:
         return {key for m in self.metrics for key in m.requires}
 
-    def region(self, record: Record) -> tuple[np.ndarray | None, str, str | None]:
-        """The region for a record's image: ``(mask or None, status, failure)``.
+    def region(self, record: Record) -> tuple[dict[str, np.ndarray | None], str, str | None]:
+        """The regions for a record's image: ``({name: mask or None}, status, failure)``.
 
         ``status`` goes into the ``region`` column: ``ok``; ``empty region`` (a mask with no pixel
         set, e.g. the lesion mask of a normal image: reported, its region metrics NaN, not a
-        failure); or why there is none (no mask file, no face found: reported, NaN). ``failure``
-        is set when the region's input is broken (an unreadable mask file): the image is still
-        scored (region metrics NaN) and the caller lists it as failed. A ``roi`` that cannot fit
-        the image at all is a usage error and stops the run.
+        failure); or why there is none (no mask file, no face found: reported, NaN); with several
+        regions, ``name: status`` for each. ``failure`` is set when a region's input is broken (an
+        unreadable mask file): the image is still scored (those metrics NaN) and the caller lists
+        it as failed. A region that cannot fit the image at all is a usage error and stops the run.
         """
-        if self.roi is None:
-            return None, "", None
-        source = record.source
+        masks: dict[str, np.ndarray | None] = {}
+        statuses, failures = [], []
+        for region in self.regions:
+            mask, status, failure = self._one(region.source, record)
+            masks[region.label] = mask
+            statuses.append(status if len(self.regions) == 1 else f"{region.label}: {status}")
+            if failure is not None:
+                failures.append(failure if len(self.regions) == 1 else f"{region.label}: {failure}")
+        return masks, "; ".join(statuses), "; ".join(failures) or None
+
+    @staticmethod
+    def _one(source: RegionSource, record: Record) -> tuple[np.ndarray | None, str, str | None]:
+        where = record.source
         try:
-            mask = self.roi.region(source.path, record.image, source.root)
+            mask = source.region(where.path, record.image, where.root)
         except NoRegion as exc:
-            return None, strip_path(str(exc), source.label), None
+            return None, strip_path(str(exc), where.label), None
         except UsageError:
             raise
         except XaicliError as exc:
@@ -140,26 +206,33 @@ class Scorer:
             return None, EMPTY_REGION, None
         return mask, REGION_OK, None
 
-    def score(self, saliency: np.ndarray, context: dict[str, Any]) -> dict[str, float]:
+    def score(self, saliency: np.ndarray, context: dict[str, Any], mode: str = "positive") -> dict[str, float]:
+        """Every column for one map; ``context["regions"]`` holds each region's mask (or None)."""
+        metrics = {m.name: m for m in self._metrics(mode)[0]}
+        regions = context.get("regions") or {}
         values: dict[str, float] = {}
-        for metric, column in zip(self.metrics, self.columns, strict=True):
-            if any(context.get(key) is None for key in metric.requires):
+        for (metric, region), column in zip(self.layout, self.columns, strict=True):
+            ctx = context if region is None else {**context, "region": regions.get(region.label)}
+            if any(ctx.get(key) is None for key in metric.requires if key != "cell"):
                 values[column] = math.nan  # e.g. no region for this image: reported, not scored
                 continue
-            values[column] = float(metric.score(saliency, **context))
+            values[column] = float(metrics[metric.name].score(saliency, **ctx))
         return values
 
     def score_record(self, record: Record, *, model_fn: Callable | None = None, random_map: np.ndarray | None = None,
-                     region: np.ndarray | None = None) -> None:
-        """Score each map of ``record`` (and the ``random`` reference map, if given) into ``record.scores``."""
-        context: dict[str, Any] = {"region": region, "image": record.view, "model_fn": model_fn}
+                     regions: dict[str, np.ndarray | None] | None = None) -> None:
+        """Score each map of ``record`` (and the ``random`` reference map, if given) into
+        ``record.scores``; each map with its own normalisation and native resolution (``cell``)."""
+        context: dict[str, Any] = {"regions": regions or {}, "image": record.view, "model_fn": model_fn}
         for m in record.maps:
-            ctx = context
+            ctx = {**context, "cell": m.cell}
             if m.key in record.randomized:
-                ctx = {**context, "random_saliency": at_shape(record.randomized[m.key], m.map.shape)}
-            record.scores[m.key] = self.score(m.map, ctx)
-        if random_map is not None:  # no randomised-model map: those columns NaN
-            record.scores[RANDOM_METHOD] = self.score(random_map, context)
+                ctx["random_saliency"] = at_shape(record.randomized[m.key], m.map.shape)
+            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display))
+        if random_map is not None:  # the chance reference, scored by the same rules: the coarsest
+            # tolerance any method got for this image, and no randomised-model map (those columns NaN)
+            cell = max((m.cell for m in record.maps), default=0.0)
+            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell})
 
 
 def at_shape(saliency: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -187,50 +260,3 @@ def model_function(runner: Any, info: Any, target: Any) -> Callable[[np.ndarray]
         return runner.scores(x, target, np.zeros(len(x), dtype=np.int64), probability=True)
 
     return f
-
-
-@dataclass
-class Summary:
-    """Per method and column: count, sum and sum of squares of the finite values (NaN left out)."""
-
-    order: list[str] = field(default_factory=list)
-    stats: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    images: dict[str, int] = field(default_factory=dict)
-
-    def add(self, method: str, values: dict[str, float]) -> None:
-        if method not in self.stats:
-            self.order.append(method)
-            self.stats[method] = {}
-            self.images[method] = 0
-        self.images[method] += 1
-        for column, value in values.items():
-            acc = self.stats[method].setdefault(column, [0, 0.0, 0.0])
-            if value is not None and math.isfinite(value):
-                acc[0] += 1
-                acc[1] += value
-                acc[2] += value * value
-
-    def mean_std_n(self, method: str, column: str) -> tuple[float, float, int]:
-        n, total, squares = self.stats.get(method, {}).get(column, [0, 0.0, 0.0])
-        if n == 0:
-            return math.nan, math.nan, 0
-        mean = total / n
-        var = max(squares - n * mean * mean, 0.0) / (n - 1) if n > 1 else 0.0
-        return mean, math.sqrt(var), int(n)
-
-    def rows(self, columns: Sequence[str], normalization: str) -> tuple[list[dict[str, Any]], list[str]]:
-        """Age-study shape: ``Method, <means...>, Images, Normalization, <col>_std, <col>_n ...``."""
-        header = ["Method", *columns, "Images", "Normalization"]
-        header += [f"{c}_{s}" for c in columns for s in ("std", "n")]
-        rows = []
-        for method in [m for m in self.order if self.images.get(m)] or self.order:
-            row: dict[str, Any] = {"Method": method}
-            for column in columns:
-                mean, std, n = self.mean_std_n(method, column)
-                row[column] = mean
-                row[f"{column}_std"] = std
-                row[f"{column}_n"] = n
-            row["Images"] = self.images.get(method, 0)
-            row["Normalization"] = normalization
-            rows.append(row)
-        return rows, header

@@ -13,12 +13,15 @@ import math
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from xaicli.io import CsvStream
 from xaicli.pipeline.record import Record
-from xaicli.pipeline.scoring import RANDOM_METHOD, SECONDS, Summary
+from xaicli.pipeline.scoring import RANDOM_METHOD, SECONDS
+from xaicli.pipeline.summary import Summary
 
 MAPS_COLUMNS = ["image", "method", "layer", "target", "target_index", "prediction", "predicted", "confidence",
-                "map", "overlay", "seconds", "completeness_gap"]
+                "map", "overlay", "seconds", "completeness_gap", "reliability", "display", "cell"]
 
 
 class Sink(Protocol):
@@ -69,7 +72,8 @@ class MapSink:
                    "target_index": record.target_index, "prediction": record.prediction.text,
                    "predicted": fields.get("predicted"), "confidence": fields.get("confidence"),
                    "map": map_path.as_posix(), "overlay": png_path.as_posix(), "seconds": m.seconds,
-                   "completeness_gap": m.extras.get("completeness_gap", "")}
+                   "completeness_gap": m.extras.get("completeness_gap", ""),
+                   "reliability": m.extras.get("reliability", ""), "display": m.display, "cell": m.cell or ""}
             self.index.write(row)
             if len(self.rows) < self.keep_rows:
                 self.rows.append(row)
@@ -202,52 +206,128 @@ class PredictionSink:
 
 
 class ScoreSink:
-    """``scores.csv`` (one row per image x map, the ``random`` reference included), then
-    ``summary.csv`` (the means per method in the age study's shape) and, with a dataset metric,
-    ``consistency.csv`` (per class and overall)."""
+    """``scores.csv`` (one row per image x map, the ``random`` reference included, with each map's
+    reliability and flags), then ``summary.csv`` (the means per group and method, with the model's
+    quality per group), ``warnings.csv`` and, with a dataset metric, ``consistency.csv``."""
 
     def __init__(self, out: Path, scorer: Any, info: Any, *, order: list[str], overwrite: bool,
-                 keep_rows: bool = False) -> None:
+                 grouping: Any = None, keep_rows: bool = False) -> None:
+        from xaicli.pipeline.groups import QUALITY
+
         self.out, self.scorer, self.info, self.overwrite = Path(out), scorer, info, overwrite
+        self.grouping = grouping
+        self.columns = ["image", "method", "target", "prediction", "truth", "region", "normalization",
+                        *scorer.columns, "reliability", "seconds", "flags"]
+        self.stream = CsvStream(self.out / "scores.csv", self.columns, overwrite=overwrite)
+        self.summary = Summary(quality_name=QUALITY.get(getattr(info, "task", ""), None) if info is not None else None)
+        self.declared = list(order)
+        self.modes: dict[str, str] = {}
+        self.accumulators: dict[str, Any] = {}
         self.keep_rows = keep_rows
         self.kept: list[dict[str, Any]] = []
-        self.columns = ["image", "method", "target", "prediction", "truth", "region", "normalization",
-                        *scorer.columns, "seconds"]
-        self.stream = CsvStream(self.out / "scores.csv", self.columns, overwrite=overwrite)
-        self.summary = Summary()
-        for key in order:  # summary rows in the order asked, the random reference last
-            self.summary.order.append(key)
-            self.summary.stats[key] = {}
-            self.summary.images[key] = 0
-        self.accumulators: dict[str, Any] = {}
+        self.flags: dict[str, dict[str, Any]] = {}  # per map key: images, constant, unreliable, reliability sum
+        self.model = {"predicted": {}, "correct": 0, "judged": 0, "abs": 0.0, "truths": []}
 
     def add(self, record: Record) -> None:
+        from xaicli.pipeline.groups import quality
+
         if not record.ok:
             return
+        groups = self.grouping.of(record) if self.grouping is not None else ["all"]
+        if self.info is not None:
+            record.quality = quality(record, self.info)
+            self.summary.add_quality(record.quality, groups)
+        self._model(record)
         base = {"image": record.label, "target": record.target_label,
                 "prediction": record.prediction.text if record.prediction else "",
-                "truth": truth_text(record, self.info), "region": record.region_status,
-                "normalization": self.scorer.normalization}
-        seconds = {m.key: m.seconds for m in record.maps}
+                "truth": truth_text(record, self.info), "region": record.region_status}
+        maps = {m.key: m for m in record.maps}
         for key, values in record.scores.items():
-            spent = seconds.get(key, math.nan) if key != RANDOM_METHOD else math.nan
-            self.summary.add(key, {**values, SECONDS: spent})
-            row = {**base, "method": key, **values, "seconds": spent}
+            m = maps.get(key)
+            mode = self.scorer.mode(m.method, m.display) if m is not None else "positive"
+            self.modes.setdefault(key, mode)
+            spent = m.seconds if m is not None else math.nan
+            reliability = m.extras.get("reliability", math.nan) if m is not None else math.nan
+            flags = self._flags(key, m, reliability)
+            self.summary.add(key, {**values, SECONDS: spent, "Reliability": reliability}, groups)
+            row = {**base, "method": key, "normalization": mode, **values, "reliability": reliability,
+                   "seconds": spent, "flags": flags}
             self.stream.write(row)
             if self.keep_rows:  # the Python API returns them (a notebook's data frame)
                 self.kept.append(row)
         predicted = record.prediction.label if record.prediction and record.prediction.task == "classification" else None
         for m in record.maps:
-            for metric in self.scorer.set_metrics:
+            for metric in self.scorer.set_metrics_for(self.modes.get(m.key, "positive")):
                 acc = self.accumulators.setdefault(m.key, metric.accumulator())
                 acc.add(m.map, truth_text(record, self.info) or None, predicted)
 
+    def _flags(self, key: str, m: Any, reliability: float) -> str:
+        from xaicli.pipeline.verdicts import RELIABILITY_WARNING
+
+        counts = self.flags.setdefault(key, {"images": 0, "constant": 0, "unreliable": 0, "reliability": [0, 0.0]})
+        counts["images"] += 1
+        flags = []
+        if m is not None and float(m.map.max()) == float(m.map.min()):
+            counts["constant"] += 1
+            flags.append("constant")
+        if math.isfinite(reliability):
+            counts["reliability"][0] += 1
+            counts["reliability"][1] += reliability
+            if reliability < RELIABILITY_WARNING:
+                counts["unreliable"] += 1
+                flags.append("unreliable")
+        return ";".join(flags)
+
+    def _model(self, record: Record) -> None:
+        p, model = record.prediction, self.model
+        if p is None:
+            return
+        if p.task == "classification":
+            model["predicted"][p.label] = model["predicted"].get(p.label, 0) + 1
+            if record.truth is not None and isinstance(record.truth, (int, np.integer)):
+                model["judged"] += 1
+                model["correct"] += int(p.index == record.truth)
+        elif p.task == "regression" and record.truth is not None:
+            model["abs"] += abs(p.value - float(record.truth))
+            model["truths"].append(float(record.truth))
+
+    def order(self) -> list[str]:
+        """The declared methods, each followed by its per-layer rows, the random reference last."""
+        seen = list(self.summary.order)
+        ordered = []
+        for key in self.declared:
+            if key == RANDOM_METHOD:
+                continue
+            ordered += [key] + [k for k in seen if k.startswith(f"{key}@")]
+        ordered += [k for k in seen if k not in ordered and k != RANDOM_METHOD]
+        return ordered + ([RANDOM_METHOD] if RANDOM_METHOD in seen or RANDOM_METHOD in self.declared else [])
+
     def rows(self) -> tuple[list[dict[str, Any]], list[str]]:
-        return self.summary.rows([*self.scorer.columns, SECONDS], self.scorer.normalization)
+        self.summary.order = [k for k in self.order() if k in self.summary.order] or self.order()
+        modes = {**{k: "positive" for k in self.summary.order}, **self.modes}
+        return self.summary.rows([*self.scorer.columns, SECONDS, "Reliability"], modes)
 
     def consistency_rows(self) -> list[dict[str, Any]]:
-        norm = self.scorer.normalization
-        return [r for key, acc in self.accumulators.items() for r in acc.result().rows(key, norm)]
+        return [r for key, acc in self.accumulators.items()
+                for r in acc.result().rows(key, self.modes.get(key, "positive"))]
+
+    def warnings(self) -> list[dict[str, Any]]:
+        from xaicli.pipeline import verdicts
+
+        model = self.model
+        truths = np.asarray(model["truths"], np.float64)
+        constant = float(np.abs(truths - truths.mean()).sum()) if truths.size else 0.0
+        out = verdicts.model_warnings(self.info, model["predicted"], model["correct"], model["judged"],
+                                      model["abs"], constant, len(truths)) if self.info is not None else []
+        for key, counts in self.flags.items():
+            if key == RANDOM_METHOD:
+                continue
+            n, total = counts["reliability"]
+            out += verdicts.map_warnings(key, counts["images"], counts["constant"], counts["unreliable"],
+                                         total / n if n else math.nan)
+        out += verdicts.faithfulness_warnings(self.rows()[0])
+        out += verdicts.consistency_warning(out, bool(self.scorer.set_metrics))
+        return out
 
     def close(self) -> dict[str, Any]:
         from xaicli.io import write_csv
@@ -255,6 +335,8 @@ class ScoreSink:
         outputs = {"scores": str(self.stream.close())}
         rows, columns = self.rows()
         outputs["summary"] = str(write_csv(self.out / "summary.csv", rows, columns=columns, overwrite=self.overwrite))
+        outputs["warnings"] = str(write_csv(self.out / "warnings.csv", self.warnings(),
+                                            columns=["kind", "method", "images", "message"], overwrite=self.overwrite))
         if self.scorer.set_metrics:
             outputs["consistency"] = str(write_csv(self.out / "consistency.csv", self.consistency_rows(),
                                                    columns=["method", "class", "consistency", "n", "normalization"],
