@@ -91,3 +91,53 @@ def digest_tree(root: Path) -> dict[str, str]:
 
 def all_bytes(*roots: Path) -> bytes:
     return b"".join(p.read_bytes() for root in roots if root.exists() for p in root.rglob("*") if p.is_file())
+
+
+# ------------------------------------------------------------- a patient for the leak tests
+
+# Made-up values: the given name has two letters (issue 14: parts shorter than three were missed).
+LEAK_NAME, LEAK_PID, LEAK_BIRTH = "Qorvath^Jo", "MRN505050", "19700102"
+LEAK_ADDRESS, LEAK_INSTITUTION = "12 Brindlewood Lane, Marrowgate", "Kestrelford Royal Infirmary"
+LEAK_PHYSICIAN, LEAK_BIRTH_NAME = "Vantreese^Odalys", "Hartigan^Jo"
+LEAK_WORDS = ("Qorvath", "MRN505050", "19700102", "Brindlewood", "Marrowgate", "Kestrelford", "Vantreese", "Odalys",
+              "Hartigan")
+
+
+def patient_file(path: Path | None = None, *, charset: str | None = None, name: str = LEAK_NAME,
+                 implicit: bool = False, **attributes) -> Dataset:
+    """A small CR image of the leak tests' patient; ``attributes`` (keyword or tag -> value, or
+    tag -> (VR, value)) are added; written to ``path`` when given."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = "1.2.840.10008.1.2" if implicit else ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    if charset:
+        ds.SpecificCharacterSet = charset.split("\\")
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = name, LEAK_PID, LEAK_BIRTH
+    ds.PatientBirthName, ds.PatientAddress = LEAK_BIRTH_NAME, LEAK_ADDRESS
+    ds.InstitutionName, ds.ReferringPhysicianName = LEAK_INSTITUTION, LEAK_PHYSICIAN
+    ds.StudyDate, ds.StudyTime, ds.Modality, ds.BurnedInAnnotation = "20200115", "101500", "CR", "NO"
+    for key, value in attributes.items():
+        if isinstance(value, tuple):
+            ds.add_new(int(key, 16) if isinstance(key, str) else key, *value)
+        else:
+            setattr(ds, key, value)
+    ds.Rows = ds.Columns = 2
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = np.arange(4, dtype=np.uint16).tobytes()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.save_as(path, enforce_file_format=True, implicit_vr=implicit)
+    return ds
+
+
+def item(**attributes) -> Dataset:
+    out = Dataset()
+    for key, value in attributes.items():
+        setattr(out, key, value)
+    return out

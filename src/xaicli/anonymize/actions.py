@@ -252,7 +252,13 @@ def act_clean(level: Level, tag: int, vr: str, walk: Walk, action: str) -> str |
         walk.items(level, tag, cleaning=True)
         return None
     if vr in ("DA", "TM", "DT"):
-        return shift(level, tag, vr, walk) if walk.modified_dates else None
+        if not walk.modified_dates:
+            return None
+        moves_too = lambda other: walk.rules.action_for(other) == "C"  # noqa: E731
+        moved = dates.shift_element(ds, tag, vr, walk.shift, moves_too, level.done)
+        for other, other_vr, done in moved[1:]:  # the partner moved with it
+            walk.record(level.prefix + tag_text(other), other, other_vr, done)
+        return moved[0][2]
     if vr in TEXT_VRS:
         mask_text(ds, tag, vr, values_of(ds, tag), walk.descriptor)
     return "C"
@@ -287,34 +293,6 @@ def mask_text(ds, tag: int, vr: str, values: list[str], masker: Masker) -> bool:
         return False
     set_strings(ds, tag, vr, masked)
     return True
-
-
-def shift(level: Level, tag: int, vr: str, walk: Walk) -> str:
-    """Move a date, time or date-time; a date and its time (same data set) move as one instant."""
-    ds = level.ds
-    partner = (dates.time_of_date() if vr == "DA" else dates.date_of_time() if vr == "TM" else {}).get(tag)
-    if partner in ds._dict and walk.rules.action_for(partner) == "C" and partner not in level.done:
-        date_tag, time_tag = (tag, partner) if vr == "DA" else (partner, tag)
-        day, time = values_of(ds, date_tag), values_of(ds, time_tag)
-        if len(day) == len(time) == 1:
-            moved = dates.shift_pair(day[0], time[0], walk.shift)
-            level.done.add(partner)
-            location = level.prefix + tag_text(partner)
-            if moved is None:
-                set_value(ds, date_tag, "DA", None)
-                set_value(ds, time_tag, "TM", None)
-                walk.record(location, partner, "TM" if vr == "DA" else "DA", "Z")
-                return "Z"
-            set_value(ds, date_tag, "DA", moved[0])
-            set_value(ds, time_tag, "TM", moved[1])
-            walk.record(location, partner, "TM" if vr == "DA" else "DA", "C")
-            return "C"
-    moved_values = dates.shift_values(values_of(ds, tag), vr, walk.shift)
-    if moved_values is None:
-        set_value(ds, tag, vr, None)  # a value we cannot read cannot be moved: empty it
-        return "Z"
-    set_strings(ds, tag, vr, moved_values)
-    return "C"
 
 
 def anonymize_dataset(ds, settings: Settings, keyed: Keyed | None = None, data: bytes = b"") -> Walk:

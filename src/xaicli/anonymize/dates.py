@@ -16,6 +16,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from xaicli.anonymize.elements import set_strings, set_value, values_of
+
 _TM = re.compile(r"^(\d{2})(?::?(\d{2})(?::?(\d{2})(\.\d{1,6})?)?)?$")
 _DT = re.compile(r"^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,6})?([+-]\d{4})?$")
 
@@ -106,6 +108,29 @@ def _moved_time(value: str, seconds: int) -> tuple[str, int] | None:
     kept = 1 + (minute is not None) + (second is not None)
     joiner = ":" if ":" in text else ""
     return joiner.join(fields[:kept]) + (fraction or ""), carry
+
+
+def shift_element(ds, tag: int, vr: str, shift: Shift, moves_too, done: set[int]) -> list[tuple[int, str, str]]:
+    """Move one DA, TM or DT element of ``ds`` in place; a date and its time (the partner, when it
+    is there, ``moves_too(partner)`` and not yet in ``done``) move as one instant. Returns
+    (tag, VR, action) for the element and its partner: C moved, Z emptied (unreadable)."""
+    partner = (time_of_date() if vr == "DA" else date_of_time() if vr == "TM" else {}).get(tag)
+    if partner in ds._dict and partner not in done and moves_too(partner):
+        date_tag, time_tag = (tag, partner) if vr == "DA" else (partner, tag)
+        day, time = values_of(ds, date_tag), values_of(ds, time_tag)
+        if len(day) == len(time) == 1:
+            done.add(partner)
+            moved = shift_pair(day[0], time[0], shift)
+            set_value(ds, date_tag, "DA", moved and moved[0])
+            set_value(ds, time_tag, "TM", moved and moved[1])
+            action = "Z" if moved is None else "C"  # a value we cannot read cannot be moved: emptied
+            return [(tag, vr, action), (partner, "TM" if vr == "DA" else "DA", action)]
+    moved_values = shift_values(values_of(ds, tag), vr, shift)
+    if moved_values is None:
+        set_value(ds, tag, vr, None)
+        return [(tag, vr, "Z")]
+    set_strings(ds, tag, vr, moved_values)
+    return [(tag, vr, "C")]
 
 
 @functools.lru_cache(maxsize=1)

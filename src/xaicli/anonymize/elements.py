@@ -60,12 +60,18 @@ def strings(value) -> list[str]:
     return [str(value)]
 
 
+def _plain(data: bytes) -> bool:
+    """ASCII without escape sequences: the same text in every character set. (ISO 2022 code
+    extensions, e.g. IR 87, switch sets with ESC and are 7-bit too: PS3.5 6.1.2.5.)"""
+    return data.isascii() and b"\x1b" not in data
+
+
 def values_of(ds, tag: int) -> list[str]:
     """The values of a string element, stripped; read from its raw bytes when they are ASCII."""
     elem = ds._dict.get(tag)
     if elem is None:
         return []
-    if is_raw_bytes(elem) and elem.value.isascii():
+    if is_raw_bytes(elem) and _plain(elem.value):
         text = elem.value.decode("ascii").strip("\x00 ")
         return [v.strip("\x00 ") for v in text.split("\\")] if text else []
     return [v.strip("\x00 ") for v in strings(ds[tag].value)]
