@@ -26,7 +26,7 @@ from xaicli.anonymize.elements import (
     vr_of,
 )
 from xaicli.anonymize.identities import Keyed, identifying_values, patient_identity
-from xaicli.anonymize.masking import Masker
+from xaicli.anonymize.masking import Masker, masker
 from xaicli.anonymize.privates import private_handler
 from xaicli.anonymize.profile import PATIENT_ID, PATIENT_NAME, Rules
 from xaicli.anonymize.settings import (
@@ -73,10 +73,10 @@ class Walk:
         self.shift = keyed.shift(identity)
         self.modified_dates = "retain-long-modified-dates" in self.options
         self.clean_descriptors = "clean-descriptors" in self.options
-        values = identifying_values(ds, self.options)
-        self.screen = Masker(values)  # the data set's own identifying values
+        values = tuple(identifying_values(ds, self.options).items())
+        self.screen = masker(values)  # the data set's own identifying values
         # Cleaned descriptors lose dates too, unless the full dates are retained on purpose.
-        self.descriptor = Masker(values, any_date="retain-long-full-dates" not in self.options)
+        self.descriptor = masker(values, any_date="retain-long-full-dates" not in self.options)
         self.actions: list[Action] = []
 
     def record(self, location: str, tag: int, vr: str, action: str, basis: str = TABLE) -> None:

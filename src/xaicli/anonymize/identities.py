@@ -16,6 +16,7 @@ telephone, institution and physician names. The cleaner masks them in free text
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -161,15 +162,16 @@ def _items(ds, tag: int) -> list:
     return list(elem.value or []) if elem.VR == "SQ" else []
 
 
-def date_forms(value: str) -> set[str]:
+@functools.lru_cache(maxsize=1024)
+def date_forms(value: str) -> frozenset[str]:
     """A DA value (YYYYMMDD) as people write it: ISO and its separators, day first and month first
     (with and without leading zeros, two- and four-digit years), and with the month's name."""
     value = value.strip()
     if len(value) != 8 or not value.isdigit():
-        return {value.lower()} if len(value) >= 6 else set()
+        return frozenset({value.lower()} if len(value) >= 6 else ())
     year, month, day = value[:4], value[4:6], value[6:]
     if not 1 <= int(month) <= 12:
-        return {value}
+        return frozenset({value})
     m, d = str(int(month)), str(int(day))
     forms = {value}
     for sep in "-/. ":
@@ -182,4 +184,4 @@ def date_forms(value: str) -> set[str]:
         for dd in (d, day):
             forms |= {f"{dd} {mon} {year}", f"{dd}-{mon}-{year}", f"{dd} {mon}, {year}", f"{mon} {dd} {year}",
                       f"{mon} {dd}, {year}", f"{dd}. {mon} {year}", f"{dd}-{mon}-{year[2:]}"}
-    return {f.lower() for f in forms}
+    return frozenset(f.lower() for f in forms)

@@ -34,7 +34,14 @@ ANY_DATE = re.compile(
 
 
 def _spaceless(value: str) -> bool:
-    return any(ord(c) >= _SPACELESS for c in value)
+    return bool(value) and ord(max(value)) >= _SPACELESS
+
+
+@functools.lru_cache(maxsize=256)
+def masker(values: tuple[tuple[str, str], ...], any_date: bool = False) -> Masker:
+    """One Masker per set of values: a patient's files share it (building one costs more than
+    using it)."""
+    return Masker(dict(values), any_date)
 
 
 class Masker:
