@@ -355,6 +355,10 @@ def test_pydicom_test_files(tmp_path):
     assert not set(studies) & set().union(*studies.values())
     check = runner.invoke(app, ["dicom-anonymize", "--check", str(out), "--burned-in-modalities", ""])
     assert check.exit_code == 0, check.output[-2000:]
+    # Nothing of any input's names, IDs, birth dates, addresses, institutions or physicians either.
+    against = runner.invoke(app, ["dicom-anonymize", "--check", str(out), "--against", str(src),
+                                  "--burned-in-modalities", ""])
+    assert against.exit_code == 0, against.output[-2000:]
     os.sync()
 
 

@@ -90,6 +90,10 @@ _INSTITUTION = (0x00080080, 0x00080081, 0x00081040)  # Institution Name, Address
 _MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
            "october", "november", "december")
 _WORDS = re.compile(r"[\s^=,\\]+")
+# Values that stand in for a value and identify no one (xaicli's own dummies among them): test
+# and anonymised data are full of them, and finding them is no finding.
+PLACEHOLDERS = frozenset({"anonymized", "anonymised", "anonymous", "anonymize", "anon", "unknown", "none", "null",
+                          "n/a", "test", "patient", "name", "here", "the", "and", "xxx", "yyy", "zzz"})
 
 
 def identifying_values(ds, options: tuple[str, ...] = ()) -> dict[str, str]:
@@ -99,9 +103,11 @@ def identifying_values(ds, options: tuple[str, ...] = ()) -> dict[str, str]:
     found: dict[str, str] = {}
 
     def add(value: str, category: str, shortest: int = 3) -> None:
-        value = value.strip()
-        if len(value) >= shortest and not value.lower().startswith("anon-"):
-            found.setdefault(value.lower(), category)
+        value = value.strip().lower()
+        if value.isdigit():
+            shortest = max(shortest, 5)  # "134" is as likely a matrix size as an accession number
+        if len(value) >= shortest and value not in PLACEHOLDERS and not value.startswith("anon-"):
+            found.setdefault(value, category)
 
     for tag in _PATIENT_NAMES:
         for value in _person_names(ds, tag):
@@ -134,10 +140,12 @@ def identifying_values(ds, options: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def _add_name(add, value: str, category: str, shortest: int) -> None:
-    """A person name (PS3.5 6.2.1.1): every component group, each group, each word."""
+    """A person name (PS3.5 6.2.1.1): every component group, its family, given and middle names
+    and each of their words (prefixes and suffixes such as "Mr" or "Jr" identify no one)."""
     for component in value.split("="):
-        add(component.replace("^", " ").strip(), category, shortest)
-        for group in component.split("^"):
+        names = component.split("^")[:3]
+        add(" ".join(names).strip(), category, shortest)
+        for group in names:
             add(group, category, shortest)
             for word in _WORDS.split(group):
                 add(word, category, shortest)

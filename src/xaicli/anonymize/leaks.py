@@ -13,13 +13,17 @@ value, never the value.
 
 from __future__ import annotations
 
+import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from xaicli.anonymize.elements import keyword, tag_text
+from xaicli.anonymize.elements import keyword, tag_text, text
 from xaicli.anonymize.identities import identifying_values
 from xaicli.anonymize.masking import Masker
+from xaicli.anonymize.plan import AUDIT_FILE, REPORT_FILE
 from xaicli.anonymize.settings import MASK, PIXEL_DATA
+from xaicli.anonymize.unlisted import SAFE_TEXT
 
 BYTES_VRS = frozenset({"OB", "UN", "OW", "OD", "OF", "OL", "OV"})
 LARGEST_TEXT = 64 * 1024 * 1024  # non-DICOM files larger than this are not searched
@@ -36,13 +40,17 @@ class Search:
         from xaicli.anonymize.plan import files_under
 
         values: dict[str, str] = {}
+        safe: set[str] = set()
         for path in files_under(input_root, []) if input_root.is_dir() else [input_root]:
             ds, _ = read_any(path)
             if ds is not None:
                 for item in _datasets(ds):
                     for value, category in identifying_values(item, options).items():
                         values.setdefault(value, category)
-        return cls(Masker(values))
+                    safe.update(text(item, tag).lower() for tag in SAFE_TEXT if tag in item._dict)
+        # A value the input itself uses where it identifies no one (a vendor's name written as
+        # the institution's, say) is no finding where it stands in a safe attribute of the output.
+        return cls(Masker({v: c for v, c in values.items() if v not in safe}))
 
     def name(self, path: Path, root: Path) -> str:
         """``path`` relative to ``root`` with every part that holds a value masked."""
@@ -60,16 +68,18 @@ class Search:
         return found
 
     def text_findings(self, path: Path) -> list[tuple[str, str, str]]:
-        """A non-DICOM file of the output (the audit, the report): its text, line by line."""
+        """A non-DICOM file of the output, line by line; in xaicli's own audit and report, the
+        fields that name inputs and outputs (the rest is tags, keywords, VRs and reasons)."""
         try:
             if path.stat().st_size > LARGEST_TEXT:
                 return []
             lines = path.read_bytes().decode("utf-8", "replace").splitlines()
         except OSError:
             return []
+        fields = _NAMED_FIELDS.get(path.name)
         found = []
         for number, line in enumerate(lines, 1):
-            category = self.masker.find(line)
+            category = self.masker.find(fields(line) if fields else line)
             if category:
                 found.append((f"line {number}", "", f"text holds the input's {category}"))
         return found
@@ -92,8 +102,8 @@ class Search:
                     own = getattr(item, "_character_set", None) if "SpecificCharacterSet" in item else None
                     self._walk(item, f"{location}[{index}].", own or encodings, found)
                 continue
-            for text in _texts(elem, tag, encodings):
-                category = self.masker.find(text)
+            for value in _texts(elem, tag, encodings):
+                category = self.masker.find(value)
                 if category:
                     found.append((location, keyword(tag), f"holds the input's {category}"))
                     break
@@ -144,3 +154,18 @@ def _datasets(ds):
         if elem.VR == "SQ":
             for item in elem.value or []:
                 yield from _datasets(item)
+
+
+def _audit_paths(line: str) -> str:
+    row = next(csv.reader([line]), [])
+    return " ".join(row[:2])
+
+
+def _report_paths(line: str) -> str:
+    match = re.match(r'\s*(?:"(?:input|output|renamed_to)": )?"((?:[^"\\]|\\.)*)",?$', line)
+    return match.group(1) if match else ""
+
+
+# The paths of xaicli's audit (its input and output columns) and report (its "input", "output"
+# and "renamed_to" entries and the inputs it lists, one a line as json.dumps(indent=2) writes them).
+_NAMED_FIELDS = {AUDIT_FILE: _audit_paths, REPORT_FILE: _report_paths}

@@ -68,8 +68,8 @@ class Masker:
         if not text:
             return None
         lowered = text.lower()
-        for word in set(_WORD.findall(lowered)) & self.words.keys():
-            for value in self.words[word]:
+        for word in _WORD.findall(lowered):  # in the text's order: the same answer every run
+            for value in self.words.get(word, ()):
                 if value == word or _whole(lowered, value):
                     return self.values[value]
         for value in self.anywhere:
