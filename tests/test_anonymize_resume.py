@@ -123,10 +123,18 @@ def test_resume_refuses_another_run_and_a_missing_one(tmp_path):
     nothing = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--resume"])
     assert nothing.exit_code == 2 and "no run to resume" in nothing.output
     assert runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k"]).exit_code == 0
-    other = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--resume",
-                                "--option", "clean-descriptors"])
-    assert other.exit_code == 2 and "other options, key, layout or inputs" in other.output.replace("\n", " ")
     again = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k"])
-    assert again.exit_code == 6 and "--resume" in again.output
-    same = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--resume", "--json"])
-    assert same.exit_code == 0 and '"kept": 1' in same.output
+    assert again.exit_code == 6 and "exists already" in again.output and "--resume" in again.output
+    # A run that completed leaves no journal: there is nothing to resume.
+    journal = tmp_path / "out.journal"
+    assert not journal.exists()
+    done = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--resume"])
+    assert done.exit_code == 2 and "the run into it finished" in done.output.replace("\n", " ")
+    # An interrupted run (its journal there, no audit yet) resumes only with the same settings.
+    journal.write_text('{"journal": 1, "run": "another run"}\n')
+    (out / "anonymize-audit.csv").unlink()
+    (out / "anonymize-report.json").unlink()
+    interrupted = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k"])
+    assert interrupted.exit_code == 6 and "holds an interrupted run" in interrupted.output.replace("\n", " ")
+    other = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--resume"])
+    assert other.exit_code == 2 and "other options, key, layout or inputs" in other.output.replace("\n", " ")

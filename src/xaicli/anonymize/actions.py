@@ -79,17 +79,18 @@ class Walk:
         self.descriptor = masker(values, any_date="retain-long-full-dates" not in self.options)
         self.actions: list[Action] = []
 
-    def record(self, location: str, tag: int, vr: str, action: str, basis: str = TABLE) -> None:
-        self.actions.append((location, keyword(tag), vr, action, basis))
+    def record(self, level: Level, tag: int, vr: str, action: str, basis: str = TABLE) -> None:
+        self.actions.append((level.prefix + tag_text(tag), keyword(tag), vr, action, basis))
 
     def dataset(self, ds, prefix: str, depth: int, cleaning: bool) -> None:
         level = Level(ds, prefix, depth, cleaning)
         for tag in list(ds.keys()):
             tag = int(tag)
-            if tag in level.done or tag not in ds._dict:
+            if tag in level.done:
                 continue
+            vr = vr_of(ds, tag)
             for handler in HANDLERS:
-                if handler(level, tag, self):
+                if handler(level, tag, vr, self):
                     break
 
     def items(self, level: Level, tag: int, cleaning: bool) -> None:
@@ -114,84 +115,80 @@ class Walk:
 # ---------------------------------------------------------------------------------- handlers
 
 
-def marks(level: Level, tag: int, walk: Walk) -> bool:
+def marks(level: Level, tag: int, vr: str, walk: Walk) -> bool:
     return level.depth == 0 and tag in MARK_TAGS  # rewritten after the walk
 
 
-def group_length(level: Level, tag: int, walk: Walk) -> bool:
+def group_length(level: Level, tag: int, vr: str, walk: Walk) -> bool:
     if tag & 0xFFFF or tag >> 16 == 0x0002:
         return False
     remove(level.ds, tag)  # retired group lengths would be wrong once elements are removed
-    walk.record(level.prefix + tag_text(tag), tag, "UL", "X")
+    walk.record(level, tag, "UL", "X")
     return True
 
 
-def file_meta(level: Level, tag: int, walk: Walk) -> bool:
+def file_meta(level: Level, tag: int, vr: str, walk: Walk) -> bool:
     if tag >> 16 != 0x0002:
         return False
-    location = level.prefix + tag_text(tag)
     if tag == MEDIA_INSTANCE_UID:
         replace_uids(level, tag, walk)
-        walk.record(location, tag, "UI", "U", META)
+        walk.record(level, tag, "UI", "U", META)
     elif tag not in META_KEEP and tag != 0x00020000:
-        vr = getattr(level.ds._dict.get(tag), "VR", None) or "UN"
         remove(level.ds, tag)
-        walk.record(location, tag, vr, "X", META)
+        walk.record(level, tag, vr, "X", META)
     return True
 
 
-def table_row(level: Level, tag: int, walk: Walk) -> bool:
+def table_row(level: Level, tag: int, vr: str, walk: Walk) -> bool:
     action = walk.rules.action_for(tag)
     if action is None:
         return False
-    vr = vr_of(level.ds, tag)
     done = ACTIONS[action[0] if action[0] in "GO" else action](level, tag, vr, walk, action)
     if done:
-        walk.record(level.prefix + tag_text(tag), tag, vr, done)
+        walk.record(level, tag, vr, done)
     return True
 
 
-def sequence(level: Level, tag: int, walk: Walk) -> bool:
-    if vr_of(level.ds, tag) != "SQ":
+def sequence(level: Level, tag: int, vr: str, walk: Walk) -> bool:
+    if vr != "SQ":
         return False
     walk.items(level, tag, level.cleaning)
     return True
 
 
-def unlisted_uid(level: Level, tag: int, walk: Walk) -> bool:
+def unlisted_uid(level: Level, tag: int, vr: str, walk: Walk) -> bool:
     # A UID the table does not list (private-looking or newer than the table) may still point
     # back to the source system: replace it unless it is a standard (registered) UID or names a
     # class (a private SOP Class UID names a kind of object, not a patient; remapping it would
     # also part the data set from its file meta, which keeps Media Storage SOP Class UID).
-    if vr_of(level.ds, tag) != "UI":
+    if vr != "UI":
         return False
     if "retain-uids" in walk.options or not replaces_unlisted_uid(tag):
         return True
     values = values_of(level.ds, tag)
     if values and not all(is_registered_uid(v) for v in values):
         replace_uids(level, tag, walk)
-        walk.record(level.prefix + tag_text(tag), tag, "UI", "U", UNLISTED)
+        walk.record(level, tag, "UI", "U", UNLISTED)
     return True
 
 
-def unlisted_value(level: Level, tag: int, walk: Walk) -> bool:
-    ds, location = level.ds, level.prefix + tag_text(tag)
-    vr = vr_of(ds, tag)
+def unlisted_value(level: Level, tag: int, vr: str, walk: Walk) -> bool:
+    ds = level.ds
     action = unlisted_action(tag, vr, walk.options, level.cleaning or walk.clean_descriptors)
     if action is None:
         return True
     if action == REMOVE:
         remove(ds, tag)
-        walk.record(location, tag, vr, "X", UNLISTED)
+        walk.record(level, tag, vr, "X", UNLISTED)
         return True
     values = values_of(ds, tag)
     if action != CLEAN and vr in CODED_VRS:
         if any(walk.screen.find(v) for v in values):
             remove(ds, tag)
-            walk.record(location, tag, vr, "X", UNLISTED)
+            walk.record(level, tag, vr, "X", UNLISTED)
         return True
     if mask_text(ds, tag, vr, values, walk.descriptor if action == CLEAN else walk.screen):
-        walk.record(location, tag, vr, "C", UNLISTED)
+        walk.record(level, tag, vr, "C", UNLISTED)
     return True
 
 
@@ -257,7 +254,7 @@ def act_clean(level: Level, tag: int, vr: str, walk: Walk, action: str) -> str |
         moves_too = lambda other: walk.rules.action_for(other) == "C"  # noqa: E731
         moved = dates.shift_element(ds, tag, vr, walk.shift, moves_too, level.done)
         for other, other_vr, done in moved[1:]:  # the partner moved with it
-            walk.record(level.prefix + tag_text(other), other, other_vr, done)
+            walk.record(level, other, other_vr, done)
         return moved[0][2]
     if vr in TEXT_VRS:
         mask_text(ds, tag, vr, values_of(ds, tag), walk.descriptor)

@@ -5,7 +5,7 @@ outputs only by their pseudonymised paths; the inputs' own paths go to the path 
 key (``OUTPUT.paths.csv``, mode 0600), as the run journal does (``OUTPUT.journal``). A run that
 was killed continues with ``--resume``: outputs recorded in the journal and present are kept,
 the rest are done again, and one audit covers the whole run, row for row as an uninterrupted
-run writes it. Everything here is plain Python for the CLI to call: no typer, no rich.
+run writes it. A run that completes deletes its journal. Everything here is plain Python for the CLI to call: no typer, no rich.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +83,6 @@ def anonymize(
     version: str = "",
 ) -> RunSummary:
     """De-identify every file under ``inputs`` into ``output``; see the module docstring."""
-    import os
-
     if burned_in not in ("quarantine", "mask", "keep"):
         raise UsageError(f"--burned-in must be quarantine, mask or keep, not {burned_in!r}")
     if burned_in == "mask" and not mask_boxes:
@@ -108,7 +107,8 @@ def anonymize(
     kept: dict[str, FileResult] = {}
     if resume:
         if not journal_file.exists():
-            raise UsageError(f"{output}: no run to resume (no {journal_file}); run it without --resume")
+            finished = " (the run into it finished)" if audit_path.exists() else ""
+            raise UsageError(f"{output}: no run to resume{finished}: no {journal_file}; run it without --resume")
         kept = {src: r for src, r in journal.read(journal_file, run).items()
                 if r.status in DONE and r.dst and Path(r.dst).is_file()}
         for root in (output, quarantine):
@@ -130,6 +130,7 @@ def anonymize(
         _write_report(report_path, summary, rules, output, quarantine, replace, layout)
         summary.paths_path = _write_paths(paths_map_path(output), summary, output, quarantine)
         summary.audit_path, summary.report_path = audit_path, report_path
+        journal_file.unlink(missing_ok=True)  # the run is complete: nothing is left to resume
     return summary
 
 
@@ -147,13 +148,13 @@ def _refuse_rerun(output: Path, audit: Path, report: Path, journal_file: Path) -
 
 
 def _rel(path: str | None, *roots: Path) -> str:
+    """``path`` relative to the first of ``roots`` it lies under (string work: thousands of rows)."""
     if not path:
         return ""
     for root in roots:
-        try:
-            return Path(path).relative_to(root).as_posix()
-        except ValueError:
-            continue
+        prefix = str(root).rstrip(os.sep) + os.sep
+        if path.startswith(prefix):
+            return path[len(prefix):].replace(os.sep, "/")
     return str(path)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from pathlib import Path
 
 from xaicli.anonymize import journal
@@ -96,7 +97,7 @@ class Worker:
         if settings.layout == "mirror":
             target = item[2] if quarantined else item[1]
         else:
-            target = str(Path(settings.quarantine if quarantined else settings.output) / place)
+            target = os.path.join(settings.quarantine if quarantined else settings.output, place)
         status, reason = ("quarantined", f"burned-in annotation {burned}") if quarantined else ("ok", "")
         result = FileResult(src, target, status, reason, burned, walk.actions, masked)
         return self._write(result, encoded)
@@ -115,10 +116,10 @@ class Worker:
         return "/".join(parts)
 
     def _write(self, result: FileResult, encoded: bytes) -> FileResult:
-        settings, target = self.settings, Path(result.dst)
+        settings, target = self.settings, result.dst
         try:
             if settings.dry_run:
-                if not settings.overwrite and target.exists():
+                if not settings.overwrite and os.path.lexists(target):
                     raise FileExistsError
                 return result
             write_new(target, encoded, overwrite=settings.overwrite)
@@ -126,12 +127,13 @@ class Worker:
             if settings.resume and holds(target, encoded):
                 return result  # written by the interrupted run, killed before it could record it
             if settings.layout == "mirror" or result.renamed:
-                return FileResult(result.src, str(target), "failed", EXISTS, result.burned_in)
+                return FileResult(result.src, target, "failed", EXISTS, result.burned_in)
             # Two inputs with one instance UID but other contents: keep both, under a keyed name.
-            result.dst = str(target.with_name(f"{target.stem}__{self.keyed.name(result.src)}{target.suffix}"))
+            stem, suffix = os.path.splitext(target)
+            result.dst = f"{stem}__{self.keyed.name(result.src)}{suffix}"
             result.renamed = True
             return result if settings.dry_run else self._write(result, encoded)
         except OSError as exc:
-            return FileResult(result.src, str(target), "failed",
+            return FileResult(result.src, target, "failed",
                               f"output cannot be written ({exc.strerror or type(exc).__name__})", result.burned_in)
         return result

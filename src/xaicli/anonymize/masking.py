@@ -52,6 +52,7 @@ class Masker:
         self.values = values
         self.any_date = any_date
         self.words: dict[str, list[str]] = {}  # a word of a value -> the values holding it
+        self._seen: dict[str, str | None] = {}
         self.anywhere: list[str] = []
         for value in values:
             words = _WORD.findall(value)
@@ -67,6 +68,15 @@ class Masker:
         """The category of the first identifying value in ``text`` (None when there is none)."""
         if not text:
             return None
+        if len(text) <= 64:  # codes and short texts recur in every file of a series: remember them
+            if text not in self._seen:
+                if len(self._seen) > 8192:
+                    self._seen.clear()
+                self._seen[text] = self._find(text)
+            return self._seen[text]
+        return self._find(text)
+
+    def _find(self, text: str) -> str | None:
         lowered = text.lower()
         for word in _WORD.findall(lowered):  # in the text's order: the same answer every run
             for value in self.words.get(word, ()):

@@ -5,7 +5,7 @@ identified by their creator, group and element byte (``CREATOR (gggg,xxee)``).
 
 from __future__ import annotations
 
-from xaicli.anonymize.elements import remove, tag_text, text
+from xaicli.anonymize.elements import remove, text
 from xaicli.anonymize.profile import Rules
 
 
@@ -21,17 +21,16 @@ def is_safe_private(ds, tag: int, rules: Rules) -> bool:
     return bool(creator) and (creator, group, element & 0xFF) in rules.safe_private
 
 
-def private_handler(level, tag: int, walk) -> bool:
+def private_handler(level, tag: int, vr: str, walk) -> bool:
     if not tag >> 16 & 1:
         return False
     ds = level.ds
     if tag in walk.rules.user_keep:
         return True
     if is_safe_private(ds, tag, walk.rules):
-        if getattr(ds._dict.get(tag), "VR", None) == "SQ":
+        if vr == "SQ":
             walk.items(level, tag, False)  # a safe private sequence keeps its place, not its PHI
         return True
-    vr = getattr(ds._dict.get(tag), "VR", None) or "UN"
     remove(ds, tag)
-    walk.record(level.prefix + tag_text(tag), tag, vr, "X")
+    walk.record(level, tag, vr, "X")
     return True

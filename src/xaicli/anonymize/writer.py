@@ -18,17 +18,19 @@ from pathlib import Path
 _TEMPORARY = re.compile(r"^\..+\.\d+\.[0-9a-f]{8}\.tmp$")
 
 
-def write_new(path: Path, data: bytes, *, overwrite: bool = False, mode: int = 0o644) -> None:
+def write_new(path: str | os.PathLike, data: bytes, *, overwrite: bool = False, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` through a temporary file beside it (created with ``mode``), then
     link (or, with ``overwrite``, rename) it into place. FileExistsError when ``path`` exists and
     may not be replaced; the temporary file is gone in every case."""
     # Our own temporary name with O_EXCL: tempfile.mkstemp costs ~20x more per file here.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # (String paths: pathlib's parsing costs more than the rest of this function.)
+    folder, name = os.path.split(os.fspath(path))
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     try:
         fd = os.open(tmp, flags, mode)
     except FileNotFoundError:  # the first file of its folder: make the folder, once
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder or ".", exist_ok=True)
         fd = os.open(tmp, flags, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -43,13 +45,14 @@ def write_new(path: Path, data: bytes, *, overwrite: bool = False, mode: int = 0
             os.unlink(tmp)
 
 
-def holds(path: Path, data: bytes) -> bool:
+def holds(path: str | os.PathLike, data: bytes) -> bool:
     """``path`` is a file with exactly ``data`` in it (an output written before, e.g. by a run
     that was killed between writing a file and recording it)."""
     try:
-        if path.stat().st_size != len(data):
+        if os.stat(path).st_size != len(data):
             return False
-        return path.read_bytes() == data
+        with open(path, "rb") as handle:
+            return handle.read() == data
     except OSError:
         return False
 
