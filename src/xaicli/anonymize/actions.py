@@ -33,7 +33,9 @@ from xaicli.anonymize.settings import (
     CODED_VRS,
     DUMMY,
     MARK_TAGS,
+    MEDIA_INSTANCE_UID,
     META,
+    META_KEEP,
     TABLE,
     TEXT_VRS,
     UNLISTED,
@@ -41,14 +43,6 @@ from xaicli.anonymize.settings import (
     Settings,
 )
 from xaicli.anonymize.unlisted import CLEAN, REMOVE, unlisted_action
-
-# File meta (PS3.10 7.1, Table 7.1-1) kept as it is: version, SOP class and transfer syntax.
-# Media Storage SOP Instance UID gets the keyed UID; Implementation Class UID and Version Name
-# are xaicli's (it writes the file: see marks.py). Everything else goes: Source, Sending and
-# Receiving AE Titles and Presentation Addresses name the sites that handled the file, and
-# Private Information (Creator UID) is private.
-META_KEEP = frozenset({0x00020001, 0x00020002, 0x00020010, 0x00020012, 0x00020013})
-MEDIA_INSTANCE_UID = 0x00020003
 
 
 @dataclass

@@ -16,7 +16,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from xaicli.anonymize.actions import MEDIA_INSTANCE_UID, META_KEEP
 from xaicli.anonymize.detect import dicom_start
 from xaicli.anonymize.elements import (
     is_raw_bytes,
@@ -30,7 +29,7 @@ from xaicli.anonymize.elements import (
 from xaicli.anonymize.marks import burned_in_status
 from xaicli.anonymize.privates import is_safe_private
 from xaicli.anonymize.profile import Rules
-from xaicli.anonymize.settings import DUMMY, MARK_TAGS, STRING_VRS
+from xaicli.anonymize.settings import DUMMY, MARK_TAGS, MEDIA_INSTANCE_UID, META_KEEP, STRING_VRS
 from xaicli.anonymize.unlisted import REMOVE, unlisted_action
 from xaicli.errors import InputError
 

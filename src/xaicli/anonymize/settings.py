@@ -36,6 +36,13 @@ MASK = "***"  # what replaces an identifying value inside a cleaned text
 
 # Attributes written after the walk (PS3.15 E.1.1; PS3.3 C.12.1.1.1).
 MARK_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
+# File meta (PS3.10 7.1, Table 7.1-1) kept as it is: version, SOP class and transfer syntax.
+# Media Storage SOP Instance UID gets the keyed UID; Implementation Class UID and Version Name
+# are xaicli's (it writes the file: see marks.py). Everything else goes: Source, Sending and
+# Receiving AE Titles and Presentation Addresses name the sites that handled the file, and
+# Private Information (Creator UID) is private.
+META_KEEP = frozenset({0x00020001, 0x00020002, 0x00020010, 0x00020012, 0x00020013})
+MEDIA_INSTANCE_UID = 0x00020003
 PIXEL_DATA = 0x7FE00010
 BURNED_IN_ANNOTATION = 0x00280301
 SPECIFIC_CHARACTER_SET = 0x00080005
