@@ -95,10 +95,13 @@ class _Pool:
     def _hand(self, pipe, process, waiting: list[int], chunks: list[list[Item]]) -> None:
         if waiting:
             index = waiting.pop()
-            pipe.send(chunks[index])
             self.workers[pipe] = (process, index)
+            # A worker gone meanwhile: wait() then reports its pipe closed, and its chunk fails there.
+            with contextlib.suppress(OSError):
+                pipe.send(chunks[index])
         else:
-            pipe.send(None)  # nothing left: the worker exits
+            with contextlib.suppress(OSError):
+                pipe.send(None)  # nothing left: the worker exits
             del self.workers[pipe]
             process.join(5)
             pipe.close()
