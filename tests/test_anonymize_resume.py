@@ -3,6 +3,7 @@ message naming --resume, and resumed gives the very tree and audit of an uninter
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -138,3 +139,27 @@ def test_resume_refuses_another_run_and_a_missing_one(tmp_path):
     assert interrupted.exit_code == 6 and "holds an interrupted run" in interrupted.output.replace("\n", " ")
     other = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--resume"])
     assert other.exit_code == 2 and "other options, key, layout or inputs" in other.output.replace("\n", " ")
+
+
+def test_a_dying_worker_fails_only_its_own_files(tmp_path, monkeypatch):
+    from xaicli.anonymize.fileproc import Worker
+
+    src = tmp_path / "in"
+    for i in range(40):
+        patient_file(src / (f"f{i:03d}_boom.dcm" if i == 20 else f"f{i:03d}.dcm"), PatientID=f"MRN{i:06d}")
+    process = Worker.process
+
+    def dies_on_boom(self, item):
+        if item[0].endswith("_boom.dcm"):
+            os._exit(3)  # in the forked worker: it dies as a crash would kill it
+        return process(self, item)
+
+    monkeypatch.setattr(Worker, "process", dies_on_boom)
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["dicom-anonymize", str(src), "-o", str(out), "--key", "k", "--jobs", "2"])
+    assert result.exit_code == 4
+    report = json.loads((out / "anonymize-report.json").read_text())
+    # 40 files in chunks of 5: the chunk of file 20 (files 20 to 24) failed, every other file is out.
+    assert [f["input"] for f in report["failed"]] == [f"input-{n:06d}" for n in range(21, 26)]
+    assert {f["reason"] for f in report["failed"]} == {"worker process died"}
+    assert report["deidentified"] == 35 and _outputs(out) == 35
