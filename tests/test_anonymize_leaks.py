@@ -191,3 +191,27 @@ def test_check_against_reads_every_charset_vr_and_depth(tmp_path):
     result = against(out, src)
     assert result.exit_code == 4
     assert not any(w in result.output for w in ("山田", "太郎", "Yamada", LEAK_PID, "1970"))
+
+
+def test_pseudonymous_layout_keeps_both_of_two_inputs_with_one_instance_uid(tmp_path):
+    src = tmp_path / "in"
+    first = patient_file(src / "a" / "x.dcm")
+    copy = src / "b" / "copy.dcm"
+    copy.parent.mkdir()
+    copy.write_bytes((src / "a" / "x.dcm").read_bytes())  # the same file twice: one output
+    other = patient_file(None)
+    other.PixelData = bytes(8)  # other pixels: a different image under the same UIDs
+    other.SOPInstanceUID = other.file_meta.MediaStorageSOPInstanceUID = first.SOPInstanceUID
+    other.StudyInstanceUID, other.SeriesInstanceUID = first.StudyInstanceUID, first.SeriesInstanceUID
+    other.save_as(src / "c.dcm", enforce_file_format=True)  # same UIDs, other bytes: kept apart
+    out = tmp_path / "out"
+    result = deidentify(src, out, "--json")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.rglob("*.dcm"))
+    assert len(names) == 2 and re.fullmatch(r"2\.25\.\d+__[0-9a-f]{16}\.dcm", names[1]), names
+    report = json.loads((out / "anonymize-report.json").read_text())
+    # Folders are walked files first: c.dcm (input-000001) takes the name, x.dcm and its copy share
+    # the other one.
+    assert report["deidentified"] == 3
+    assert [c["input"] for c in report["clashes"]] == ["input-000002", "input-000003"]
+    assert len({c["renamed_to"] for c in report["clashes"]}) == 1

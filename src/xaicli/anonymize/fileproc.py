@@ -124,13 +124,16 @@ class Worker:
                 return result
             write_new(target, encoded, overwrite=settings.overwrite)
         except FileExistsError:
-            if settings.resume and holds(target, encoded):
-                return result  # written by the interrupted run, killed before it could record it
+            # Already there byte for byte: written by the interrupted run (killed before it could
+            # record it), or, named after its own UIDs, the output of an identical input.
+            if (settings.resume or settings.layout != "mirror") and holds(target, encoded):
+                return result
             if settings.layout == "mirror" or result.renamed:
                 return FileResult(result.src, target, "failed", EXISTS, result.burned_in)
-            # Two inputs with one instance UID but other contents: keep both, under a keyed name.
+            # Two inputs with one instance UID but other contents: keep both, the second under a
+            # name keyed by its contents (so that copies of it still make one output).
             stem, suffix = os.path.splitext(target)
-            result.dst = f"{stem}__{self.keyed.name(result.src)}{suffix}"
+            result.dst = f"{stem}__{self.keyed.name(hashlib.sha256(encoded).hexdigest())}{suffix}"
             result.renamed = True
             return result if settings.dry_run else self._write(result, encoded)
         except OSError as exc:
