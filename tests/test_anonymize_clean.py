@@ -98,3 +98,11 @@ def test_time_and_datetime_forms():
     assert dates.shift_date("2020.03.01", shift) == "2020.02.29"
     assert dates.shift_date("20200101-20200131", shift) == "20191231-20200130"
     assert dates.shift_time("25", shift) is None and dates.shift_datetime("bad", shift) is None
+
+
+def test_two_letter_name_parts_are_masked_in_text_but_leave_codes_alone(tmp_path):
+    src = tmp_path / "in"
+    patient_file(src / "a.dcm", name="Ma^No", SeriesDescription="No, Ma: knee", Laterality="L")
+    done = run(src, tmp_path / "out", "clean-descriptors")
+    assert done.SeriesDescription == "***, ***: knee"
+    assert (done.BurnedInAnnotation, done.Modality, done.Laterality) == ("NO", "CR", "L")

@@ -69,6 +69,8 @@ class Walk:
         self.clean_descriptors = "clean-descriptors" in self.options
         values = tuple(identifying_values(ds, self.options).items())
         self.screen = masker(values)  # the data set's own identifying values
+        # Codes: values of three characters or more (a name part "No" must not take "NO" along).
+        self.codes = masker(tuple((v, c) for v, c in values if len(v) >= 3))
         # Cleaned descriptors lose dates too, unless the full dates are retained on purpose.
         self.descriptor = masker(values, any_date="retain-long-full-dates" not in self.options)
         self.actions: list[Action] = []
@@ -177,7 +179,7 @@ def unlisted_value(level: Level, tag: int, vr: str, walk: Walk) -> bool:
         return True
     values = values_of(ds, tag)
     if action != CLEAN and vr in CODED_VRS:
-        if any(walk.screen.find(v) for v in values):
+        if any(walk.codes.find(v) for v in values):
             remove(ds, tag)
             walk.record(level, tag, vr, "X", UNLISTED)
         return True

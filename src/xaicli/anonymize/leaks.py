@@ -22,7 +22,7 @@ from xaicli.anonymize.elements import keyword, tag_text, text
 from xaicli.anonymize.identities import identifying_values
 from xaicli.anonymize.masking import Masker
 from xaicli.anonymize.plan import AUDIT_FILE, REPORT_FILE
-from xaicli.anonymize.settings import MASK, PIXEL_DATA
+from xaicli.anonymize.settings import CODED_VRS, MASK, PIXEL_DATA
 from xaicli.anonymize.unlisted import SAFE_TEXT
 
 BYTES_VRS = frozenset({"OB", "UN", "OW", "OD", "OF", "OL", "OV"})
@@ -32,6 +32,7 @@ LARGEST_TEXT = 64 * 1024 * 1024  # non-DICOM files larger than this are not sear
 @dataclass
 class Search:
     masker: Masker
+    codes: Masker  # for coded VRs: the values of three characters or more (see actions.Walk)
 
     @classmethod
     def of(cls, input_root: Path, options: tuple[str, ...]) -> Search:
@@ -50,7 +51,8 @@ class Search:
                     safe.update(text(item, tag).lower() for tag in SAFE_TEXT if tag in item._dict)
         # A value the input itself uses where it identifies no one (a vendor's name written as
         # the institution's, say) is no finding where it stands in a safe attribute of the output.
-        return cls(Masker({v: c for v, c in values.items() if v not in safe}))
+        values = {v: c for v, c in values.items() if v not in safe}
+        return cls(Masker(values), Masker({v: c for v, c in values.items() if len(v) >= 3}))
 
     def name(self, path: Path, root: Path) -> str:
         """``path`` relative to ``root`` with every part that holds a value masked."""
@@ -102,8 +104,9 @@ class Search:
                     own = getattr(item, "_character_set", None) if "SpecificCharacterSet" in item else None
                     self._walk(item, f"{location}[{index}].", own or encodings, found)
                 continue
+            masker = self.codes if elem.VR in CODED_VRS else self.masker
             for value in _texts(elem, tag, encodings):
-                category = self.masker.find(value)
+                category = masker.find(value)
                 if category:
                     found.append((location, keyword(tag), f"holds the input's {category}"))
                     break
