@@ -1,11 +1,15 @@
 """DICOM de-identification throughput: xaicli against dicognito, deid and dicom-anonymizer.
 
-Generates N small CR files rich in patient data (nested folders patient/study/series, distinct
-UIDs, nested sequences, private tags, overlays) in a temporary folder, then times each tool's
-command line (start-up included) on the same files in the same run, in interleaved rounds, and
-counts the files each one actually wrote. The peers come from ``nox -s bench-dicom``; a peer that
-is not installed is reported as such. dicom-anonymizer does not recurse into folders, so it gets
-a flat folder of hard links to the same files.
+Generates N small CR files rich in patient data (nested folders named after the patient, distinct
+UIDs, nested sequences, private tags, overlays, AE titles in the file meta, free text outside
+Table E.1-1) in a temporary folder, then times each tool's command line (start-up included) on the
+same files in the same run, in interleaved rounds, and counts the files each one actually wrote.
+The last round's outputs are then searched with ``xaicli dicom-anonymize --check --against``
+(xaicli's own definition of what identifies: the inputs' names and name parts, IDs, birth dates,
+addresses, institution and physician names, in every element, file and folder name) and the
+files with any hit are counted. The peers come from ``nox -s bench-dicom``; a peer that is not
+installed is reported as such. dicom-anonymizer does not recurse into folders, so it gets a flat
+folder of hard links to the same files.
 
     python benchmarks/dicom.py [--files 1200] [--rounds 2] [--jobs 0] [--out bench-results/dicom.md]
 """
@@ -40,6 +44,7 @@ def generate(root: Path, n: int, size: int = 128) -> list[Path]:
         meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
         meta.MediaStorageSOPInstanceUID = generate_uid()
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        meta.SourceApplicationEntityTitle = "BENCH_PACS"
         ds = Dataset()
         ds.file_meta = meta
         ds.SOPClassUID = meta.MediaStorageSOPClassUID
@@ -57,6 +62,10 @@ def generate(root: Path, n: int, size: int = 128) -> list[Path]:
         ds.StudyTime = "101010"
         ds.AccessionNumber = f"A{p:05d}{s}"
         ds.StudyDescription = "CHEST"
+        # Outside Table E.1-1: an innocent code and two free texts that name the patient.
+        ds.BodyPartExamined = "CHEST"
+        ds.DocumentTitle = f"Report for {ds.PatientName.family_name}"
+        ds.add_new(0x20000050, "LO", f"film {ds.PatientID}")  # Film Session Label
         ds.Modality = "CR"
         ds.BurnedInAnnotation = "NO"
         ref = Dataset()
@@ -73,7 +82,7 @@ def generate(root: Path, n: int, size: int = 128) -> list[Path]:
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.PixelData = pixels
-        path = root / f"patient{p:03d}" / f"study{s}" / f"series{r}" / f"img{i:05d}.dcm"
+        path = root / f"Patient{p:04d}^Given_19600101" / f"P{p:06d}" / f"study{s}" / f"series{r}" / f"img{i:05d}.dcm"
         path.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(path, enforce_file_format=True)
         files.append(path)
@@ -117,6 +126,20 @@ def count_dicom(folder: Path) -> int:
                 head = handle.read(132)
             n += head[128:132] == b"DICM"
     return n
+
+
+def leaking_files(out: Path, inputs: Path) -> tuple[int, int, str]:
+    """(files, hits, where the most are): ``--check --against`` on ``out`` for the inputs' values."""
+    from collections import Counter
+
+    from xaicli.anonymize.checker import check
+    from xaicli.anonymize.profile import build_rules
+
+    if not out.exists():
+        return 0, 0, ""
+    hits = [f for f in check(out, build_rules(), (), against=inputs).findings if "the input's" in f[3]]
+    where = Counter(f[2] or f[1] or f[3].split(" holds")[0] for f in hits)
+    return len({f[0] for f in hits}), len(hits), ", ".join(f"{k} {n}" for k, n in where.most_common(5))
 
 
 def main() -> int:
@@ -165,20 +188,25 @@ def main() -> int:
                 rounds[-1][name] = seconds
                 if name not in best or seconds < best[name][0]:
                     best[name] = (seconds, written, note)
-                shutil.rmtree(out, ignore_errors=True)
+                if round_index < args.rounds - 1:
+                    shutil.rmtree(out, ignore_errors=True)
+        leaks = {name: leaking_files(work / f"out-{name}-{args.rounds - 1}", nested) for name in best}
         peers = [n for n in best if n != "xaicli"]
         fastest = max(peers, key=lambda n: len(files) / best[n][0]) if peers else None
-        rows = []
+        rows, notes = [], []
         for name, version, _ in entries:
             if name not in best:
-                rows.append(f"| {name} | not installed | | | | | |")
+                rows.append(f"| {name} | not installed | | | | | | |")
                 continue
             seconds, written, note = best[name]
             rate = len(files) / seconds
             ratio = rate / (len(files) / best[fastest][0]) if fastest else float("nan")
             cpu = min(cpu_times[name])
+            leaking, hits, where = leaks[name]
+            if where:
+                notes.append(f"- {name}: {where}")
             rows.append(f"| {name} {version} | {written} of {len(files)} {note} | {seconds:.2f} | {rate:.1f} | "
-                        f"{ratio:.2f}x | {cpu:.2f} | {len(files) / cpu:.0f} |")
+                        f"{ratio:.2f}x | {cpu:.2f} | {len(files) / cpu:.0f} | {leaking} ({hits} hits) |")
         # The machine is shared: the ratio within one round (same minute) is the steadier figure.
         per_round = []
         for times in rounds:
@@ -193,13 +221,18 @@ def main() -> int:
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Ratio: files/s over the fastest peer's "
             f"({fastest or 'none'}). dicom-anonymizer reads a flat folder of the same files (it does not recurse).",
             "",
-            "| tool | files written | seconds | files/s | ratio to fastest peer | CPU s | files per CPU s |",
-            "|---|---|---|---|---|---|---|",
+            "| tool | files written | seconds | files/s | ratio to fastest peer | CPU s | files per CPU s "
+            "| files with an input's identifying value (--check --against) |",
+            "|---|---|---|---|---|---|---|---|",
             *rows,
             "",
             "xaicli files/s over the fastest peer's within each round (same minutes, same load): "
             + ", ".join(f"{r:.2f}x" for r in per_round)
             + (f" (median {sorted(per_round)[len(per_round) // 2]:.2f}x)." if per_round else "."),
+            "",
+            "Where --check --against finds the inputs' values (most hits first):",
+            "",
+            *notes,
             "",
         ]
         text = "\n".join(lines)

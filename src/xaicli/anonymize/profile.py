@@ -42,6 +42,11 @@ OPTION_ALIASES = {
     "retain-longitudinal-temporal-information-full-dates": "retain-long-full-dates",
     "retain-longitudinal-temporal-information-modified-dates": "retain-long-modified-dates",
 }
+# xaicli's own options: no column of the table, no code of CID 7050.
+XAICLI_OPTIONS = {
+    # Keeps free text outside Table E.1-1 verbatim (see unlisted.py): named after what it risks.
+    "unsafe-keep-unlisted-text": "keep free text the table does not list, identifying or not",
+}
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")
 
@@ -91,8 +96,8 @@ def load_table() -> tuple[dict[str, str], list[TableRow]]:
 def option_name(name: str) -> str:
     key = name.strip().lower().replace("_", "-").replace(" ", "-")
     key = OPTION_ALIASES.get(key, key)
-    if key not in OPTIONS:
-        raise UsageError(f"unknown profile option {name!r}; choose from: {', '.join(OPTIONS)}")
+    if key not in OPTIONS and key not in XAICLI_OPTIONS:
+        raise UsageError(f"unknown profile option {name!r}; choose from: {', '.join([*OPTIONS, *XAICLI_OPTIONS])}")
     return key
 
 
@@ -152,7 +157,7 @@ def build_rules(
     chosen = tuple(dict.fromkeys(option_name(o) for o in options))
     if "retain-long-full-dates" in chosen and "retain-long-modified-dates" in chosen:
         raise UsageError("choose one of retain-long-full-dates and retain-long-modified-dates, not both")
-    columns = [OPTIONS[o][0] for o in chosen]
+    columns = [OPTIONS[o][0] for o in chosen if o in OPTIONS]
     _, rows = load_table()
     rules = Rules(options=chosen)
     for row in rows:
@@ -203,7 +208,7 @@ def parse_safe_private(text: str) -> tuple[str, int, int]:
 def code_items(options: tuple[str, ...], *, pixels_cleaned: bool = False) -> list[tuple[str, str]]:
     """(code value, meaning) of CID 7050 for the De-identification Method Code Sequence."""
     items = [BASIC_PROFILE_CODE]
-    items += [(OPTIONS[o][1], OPTIONS[o][2]) for o in options]
+    items += [(OPTIONS[o][1], OPTIONS[o][2]) for o in options if o in OPTIONS]
     if pixels_cleaned:
         items.append(CLEAN_PIXEL_CODE)
     return items

@@ -26,13 +26,19 @@ def _boxes(texts: list[str]) -> tuple[tuple[int, int, int, int], ...]:
 
 def dicom_anonymize(
     inputs: list[str] = typer.Argument(None, help="DICOM files and folders (folders are searched recursively)."),
-    output: Path = typer.Option(None, "--output", "--out", "-o", help="Output folder: the input tree is mirrored into it."),
+    output: Path = typer.Option(
+        None, "--output", "--out", "-o", help="Output folder: PATIENT/STUDY/SERIES/INSTANCE.dcm named by pseudonyms and new UIDs."
+    ),
+    layout: str = typer.Option(
+        "pseudonyms", "--layout", help="pseudonyms (default), or mirror: copy the input's folder and file names (they may identify)."
+    ),
     option: list[str] = typer.Option(
         None,
         "--option",
         help="Profile option (repeatable): retain-safe-private, retain-uids, retain-device-identity, "
         "retain-institution-identity, retain-patient-characteristics, retain-long-full-dates, "
-        "retain-long-modified-dates, clean-descriptors, clean-structured-content, clean-graphics.",
+        "retain-long-modified-dates, clean-descriptors, clean-structured-content, clean-graphics; and "
+        "unsafe-keep-unlisted-text (keeps free text Table E.1-1 does not list: it may identify).",
     ),
     keep: list[str] = typer.Option(None, "--keep", help="Keep this attribute as it is (tag or keyword; repeatable)."),
     remove: list[str] = typer.Option(None, "--remove", help="Remove this attribute (tag or keyword; repeatable)."),
@@ -50,12 +56,17 @@ def dicom_anonymize(
     quarantine: Path = typer.Option(None, "--quarantine", help="Where held-back files go (default: OUTPUT-quarantine)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write nothing."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output (same inputs, options and key)."),
     check_dir: Path = typer.Option(None, "--check", help="Scan this folder for anything the profile removes; exit 4 on findings."),
+    against: Path = typer.Option(
+        None, "--against", help="With --check: the original input; search the output for its names, IDs, dates, addresses."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
 ) -> None:
     """De-identify DICOM files with the PS3.15 Annex E Basic Profile (or --check a folder)."""
     from xaicli import __version__
-    from xaicli.anonymize.batch import anonymize, check
+    from xaicli.anonymize.batch import anonymize
+    from xaicli.anonymize.checker import check
     from xaicli.anonymize.profile import build_rules
     from xaicli.anonymize.recipe import load_recipe
     from xaicli.cli.render import err_console, out_console, table
@@ -74,10 +85,12 @@ def dicom_anonymize(
     modalities = tuple(site.get("burned_in_modalities") or [m for m in burned_in_modalities.split(",") if m.strip()])
     console = out_console()
 
+    if against is not None and check_dir is None:
+        raise UsageError("--against goes with --check OUTPUT")
     if check_dir is not None:
         if inputs:
             raise UsageError("--check scans one folder: give no other inputs with it")
-        result = check(check_dir, rules, modalities)
+        result = check(check_dir, rules, modalities, against)
         if as_json:
             typer.echo(json.dumps({"files": result.files, "checked": result.checked, "skipped": len(result.skipped),
                                    "findings": [dict(zip(("file", "location", "keyword", "problem"), f, strict=True)) for f in result.findings]}))
@@ -91,13 +104,17 @@ def dicom_anonymize(
                 f"{len(result.findings)} findings in {len(files)} files of {check_dir}",
                 [(f, ", ".join(sorted({p for g, _, _, p in result.findings if g == f}))) for f in files[:50]],
             )
-        console.print("[green]no residual identifying attributes found[/green]")
+        found = "no residual identifying attributes found"
+        console.print(f"[green]{found}{', and no value of the input' if against is not None else ''}[/green]")
         return
 
     if not inputs:
         raise UsageError("give DICOM files or folders to de-identify (or --check DIR)")
     if output is None:
         raise UsageError("give the output folder with --output/-o")
+    if layout == "mirror" and not as_json:
+        err_console().print("[yellow]--layout mirror: the input's folder and file names are copied into the output; "
+                            "rename any that carry a patient's name, ID or date before sharing it[/yellow]")
     summary = anonymize(
         list(inputs),
         output,
@@ -107,6 +124,8 @@ def dicom_anonymize(
         jobs=jobs or None,
         dry_run=dry_run,
         overwrite=overwrite,
+        resume=resume,
+        layout=layout,
         burned_in=burned_in,
         mask_boxes=_boxes(mask_box),
         burned_in_modalities=modalities,
@@ -121,9 +140,10 @@ def dicom_anonymize(
         typer.echo(json.dumps({
             "files": len(summary.results), "deidentified": len(ok), "quarantined": len(quarantined),
             "held_back": len(held), "skipped": len(skipped), "failed": len(failed), "clashes": len(summary.clashes),
-            "seconds": round(summary.seconds, 3), "dry_run": dry_run, "key": summary.key_note,
+            "seconds": round(summary.seconds, 3), "dry_run": dry_run, "key": summary.key_note, "kept": summary.kept,
             "audit": str(summary.audit_path) if summary.audit_path else None,
             "report": str(summary.report_path) if summary.report_path else None,
+            "paths": str(summary.paths_path) if summary.paths_path else None,
         }))
     else:
         err = err_console()
@@ -131,23 +151,27 @@ def dicom_anonymize(
         if dry_run:
             counts: dict[str, int] = {}
             for result in ok + quarantined:
-                for _, _, _, action in result.actions:
+                for _, _, _, action, _ in result.actions:
                     counts[action] = counts.get(action, 0) + 1
             console.print(table("Dry run: attribute actions that would be applied", ["action", "count"], sorted(counts.items())))
         rows = [("de-identified", len(ok)), ("quarantined (burned-in text)", len(quarantined)),
                 ("held back (DICOMDIR)", len(held)),
                 ("skipped (not DICOM)", len(skipped)), ("failed", len(failed)), ("name clashes (renamed)", len(summary.clashes))]
+        if summary.kept:
+            rows.append(("kept from the interrupted run (--resume)", summary.kept))
         console.print(table(f"dicom-anonymize: {len(summary.results)} files in {summary.seconds:.2f} s ({rate:.0f} files/s)",
                             ["result", "files"], rows))
+        # Inputs by their label (a number, or the mirrored path): their own paths may identify.
         for src, new in summary.clashes:
-            err.print(f"[yellow]name clash: {src} written as {new}[/yellow]")
+            err.print(f"[yellow]name clash: {summary.label(src)} written as {new}[/yellow]")
         for result in skipped:
-            err.print(f"skipped {result.src}: {result.reason}")
+            err.print(f"skipped {summary.label(result.src)}: {result.reason}")
         for result in summary.results:
             if result.status == "ok" and result.burned_in and not result.masked:
-                err.print(f"[yellow]kept with burned-in annotation {result.burned_in}: {result.src}[/yellow]")
+                err.print(f"[yellow]kept with burned-in annotation {result.burned_in}: {summary.label(result.src)}[/yellow]")
         if summary.audit_path:
             console.print(f"audit: {summary.audit_path}  report: {summary.report_path}")
-    problems = [(r.src, r.reason) for r in failed + quarantined + held]
+            console.print(f"inputs by number: {summary.paths_path} (beside the output, mode 0600: do not share)")
+    problems = [(summary.label(r.src), r.reason) for r in failed + quarantined + held]
     if problems:
         raise PartialFailure(f"{len(problems)} of {len(summary.results)} files were not de-identified", problems)
