@@ -34,16 +34,17 @@ FULL = {
     "smoothgrad": {"n_samples": 50},
     "ig": {"steps": 50},
     "occlusion": {"patch_size": 32, "stride": 16},
-    "rise": {"n_masks": 4000, "grid_size": 7, "p": 0.5},
-    "lime": {"num_samples": 1000},
+    # the peers' settings: RISE as in the paper (not centred), LIME with the package's quickshift
+    "rise": {"n_masks": 4000, "grid_size": 7, "p": 0.5, "center": False},
+    "lime": {"num_samples": 1000, "segmentation": "quickshift"},
     "scorecam": {"max_channels": 256},
 }
 QUICK = {
     **FULL,
     "smoothgrad": {"n_samples": 16},
     "ig": {"steps": 16},
-    "rise": {"n_masks": 400, "grid_size": 7, "p": 0.5},
-    "lime": {"num_samples": 200},
+    "rise": {"n_masks": 400, "grid_size": 7, "p": 0.5, "center": False},
+    "lime": {"num_samples": 200, "segmentation": "quickshift"},
     "scorecam": {"max_channels": 64},
 }
 

@@ -128,7 +128,8 @@ def test_gradcam_finds_last_conv_inside_nested_model():
     model = keras.Model(inp, out)
     runner = ModelRunner(model)
     assert runner.default_cam_layer().name == "backbone/b_relu"
-    assert [r.name for r in runner.resolve_layers("all-conv")] == ["backbone/b_conv1", "backbone/b_conv2"]
+    # every conv block as the default layer takes it: its activations, after BatchNorm and ReLU
+    assert [r.name for r in runner.resolve_layers("all-conv")] == ["backbone/b_conv1", "backbone/b_relu"]
     x = _images(2)
     target = _target(model, x)
     gc = make_explainer("gradcam", {})
@@ -383,7 +384,8 @@ def test_rise_gives_the_same_map_when_masks_are_rebuilt_chunk_by_chunk(monkeypat
 
 
 def test_rise_center_subtracts_the_mean_score_times_the_mask_coverage():
-    """center=true is the paper's map minus mean(score) * sum_i M_i / (N p), recomputed here."""
+    """center=true (the default) is the paper's map (center=false) minus mean(score) * sum_i M_i / (N p),
+    recomputed here."""
     from xaicli.explainers.rise import RISEMasks
 
     model = _classifier()
@@ -391,8 +393,8 @@ def test_rise_center_subtracts_the_mean_score_times_the_mask_coverage():
     target = _target(model, x)
     params = {"n_masks": 50, "grid_size": 4, "seed": 3}
     runner = ModelRunner(model, batch_size=16)
-    plain = make_explainer("rise", params).explain(runner, x, target).maps
-    centred = make_explainer("rise", {**params, "center": "true"}).explain(runner, x, target).maps
+    plain = make_explainer("rise", {**params, "center": "false"}).explain(runner, x, target).maps
+    centred = make_explainer("rise", params).explain(runner, x, target).maps
     masks = RISEMasks(50, 4, 0.5, 3, (16, 16)).build(0, 50)
     probs = np.asarray(model(np.concatenate([image * masks[..., None] for image in x])))
     scores = probs.reshape(3, 50, -1)[np.arange(3), :, np.argmax(np.asarray(model(x)), axis=1)]

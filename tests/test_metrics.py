@@ -269,3 +269,57 @@ def test_every_registered_metric_loads_and_documents_itself():
         cls = plugins.load("metrics", name)
         assert cls.name == name
         assert cls.__doc__ and cls.label
+
+
+def test_lift_is_the_region_share_over_its_area_share():
+    from xaicli.metrics.region import Lift
+
+    m = np.zeros((4, 4))
+    m[0, 0], m[3, 3] = 3.0, 1.0  # 3/4 of the mass on a region covering 4/16 of the image
+    assert Lift().score(m, region=REGION) == pytest.approx((3 / 4) / (4 / 16))
+    assert Lift().score(np.ones((4, 4)), region=REGION) == pytest.approx(1.0)  # flat = chance
+    assert Lift().score(np.zeros((4, 4)), region=REGION) == pytest.approx(1.0)  # all-zero = flat
+    assert math.isnan(Lift().score(m, region=np.zeros((4, 4), bool)))
+    small = np.zeros((100, 100), bool)
+    small[:10, :10] = True  # 1 % of the image: a share of 0.05 is five times chance
+    noise = np.random.default_rng(0).random((100, 100))
+    noise[small] *= 5.0
+    assert Lift().score(noise, region=small) == pytest.approx(RoiRatio().score(noise, region=small) / 0.01)
+    assert Lift().score(noise, region=small) == pytest.approx(5.0 / (0.99 + 0.05), rel=0.05)
+
+
+def test_pointing_hit_tolerance_follows_the_maps_native_cell():
+    """A 4-pixel cell (a CAM upsampled 4x) cannot place its peak closer than half a cell."""
+    from xaicli.metrics.region import StrictPointingHit
+
+    m = np.zeros((16, 16))
+    m[5, 5] = 1.0  # two pixels beside the region's corner
+    region = np.zeros((16, 16), bool)
+    region[7:10, 7:10] = True
+    assert PointingHit().score(m, region=region) == 0.0  # a pixel-level map: no tolerance
+    assert PointingHit().score(m, region=region, cell=4.0) == 0.0  # half a cell is 2: diagonal > 2
+    assert PointingHit().score(m, region=region, cell=6.0) == 1.0  # half a cell is 3
+    assert StrictPointingHit().score(m, region=region, cell=6.0) == 0.0  # the strict variant ignores it
+    assert PointingHit(tolerance=0).score(m, region=region, cell=6.0) == 0.0  # an explicit tolerance wins
+
+
+def test_split_half_reliability_predicts_the_agreement_of_two_independent_maps():
+    """Spearman-Brown from the two halves of one map's samples ~ the correlation of two full maps
+    drawn with other seeds; and it grows with the number of samples."""
+    from xaicli.explainers._common import split_half_reliability
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=(1, 32, 32))
+
+    def sampled(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        draws = truth + np.random.default_rng(seed).normal(scale=3.0, size=(n, 32, 32))
+        return draws.mean(axis=0)[None], draws[0::2].mean(axis=0)[None], draws[1::2].mean(axis=0)[None]
+
+    for n in (8, 64):
+        full, even, odd = sampled(n, 1)
+        other, _, _ = sampled(n, 2)
+        reliability = split_half_reliability(even, odd)[0]
+        agreement = np.corrcoef(full.ravel(), other.ravel())[0, 1]
+        assert reliability == pytest.approx(agreement, abs=0.1), n
+    assert split_half_reliability(*sampled(8, 1)[1:])[0] < split_half_reliability(*sampled(64, 1)[1:])[0]
+    assert np.isnan(split_half_reliability(np.ones((1, 4, 4)), truth[:, :4, :4])[0])

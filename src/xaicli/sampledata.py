@@ -12,6 +12,9 @@ and look of its real counterpart and plants the signal in a known region:
   random clutter; face masks are written.
 * ``retina/`` fundus-like images with branching vessel trees in the DRIVE layout
   (``images/*.tif``, ``1st_manual/*.gif``, ``mask/*.gif``).
+* ``defects/`` grayscale photos of brushed, textured surfaces, folder-per-class (``ok``,
+  ``scratch``, ``dent``, ``spot``); a defect of random size, place and contrast (some faint, so a
+  model errs on a few) is the only difference from ``ok``; defect masks are written.
 * ``dicom/``  one CR series built from chest test images, carrying fictitious patient data in the
   places real files do (names, IDs, dates, institution, descriptions, a nested reference sequence,
   a private tag holding the patient's name), for the de-identification demo.
@@ -34,6 +37,8 @@ CHEST_CLASSES = ("normal", "nodule", "consolidation", "cavity")
 CHEST_SIZE = 64
 FACE_SIZE = 64
 RETINA_SIZE = 128
+DEFECT_CLASSES = ("ok", "scratch", "dent", "spot")
+DEFECT_SIZE = 64
 DEFAULT_SEED = 20261122
 
 
@@ -129,6 +134,81 @@ def make_chest(out: Path, rng: np.random.Generator, *, per_class=(60, 15), overw
                 write_bytes(out / split / label / name, encode_png(_to_u8(image)), overwrite=overwrite)
                 write_bytes(out / "masks" / "lesion" / split / label / name, encode_png(lesion), overwrite=overwrite)
                 write_bytes(out / "masks" / "lungs" / split / label / name, encode_png(lungs), overwrite=overwrite)
+                count += 1
+    return count
+
+
+# ----------------------------------------------------------------------------------- defects
+
+
+def surface(rng: np.random.Generator, size: int = DEFECT_SIZE) -> np.ndarray:
+    """A brushed surface: noise smeared along a random direction, a light gradient, soft stains."""
+    cv2 = _cv2()
+    noise = rng.normal(0, 1, (size, size)).astype(np.float32)
+    angle = rng.uniform(0, 180)
+    length = int(rng.integers(7, 13))
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0 / length
+    rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (length, length))
+    kernel /= max(kernel.sum(), 1e-6)
+    brushed = cv2.filter2D(noise, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    brushed = (brushed - brushed.mean()) / (brushed.std() + 1e-6)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    gx, gy = rng.uniform(-0.12, 0.12, 2)
+    image = rng.uniform(0.42, 0.58) + gx * (xx - 0.5) + gy * (yy - 0.5) + 0.05 * brushed
+    stains = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), size / 8)
+    image += 0.6 * stains * 0.05 / (stains.std() + 1e-6)  # large, faint: texture, not a defect
+    return image.astype(np.float32)
+
+
+def defect_image(rng: np.random.Generator, label: str, size: int = DEFECT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """One surface (float (H, W) in [0, 1]) with a defect of ``label`` and its mask."""
+    cv2 = _cv2()
+    image = surface(rng, size)
+    mask = np.zeros((size, size), np.uint8)
+    strength = rng.uniform(0.06, 0.22)  # some defects are faint: the model misses a few
+    cx, cy = (int(v) for v in rng.integers(10, size - 10, 2))
+    if label == "scratch":
+        angle = rng.uniform(0, math.pi)
+        half = rng.uniform(7, 14)
+        p0 = (round(cx - half * math.cos(angle)), round(cy - half * math.sin(angle)))
+        p1 = (round(cx + half * math.cos(angle)), round(cy + half * math.sin(angle)))
+        line = np.zeros_like(image)
+        cv2.line(line, p0, p1, 1.0, 1, cv2.LINE_AA)
+        image += strength * (1 if rng.random() < 0.5 else -1) * line
+        cv2.line(mask, p0, p1, 1, 3)
+    elif label == "dent":
+        radius = rng.uniform(4.0, 7.5)
+        yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+        d = np.hypot(xx - cx, yy - cy) / radius
+        theta = rng.uniform(0, 2 * math.pi)  # the light falls from one side: bright rim, dark rim
+        shade = np.where(d < 1, ((xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)) / radius, 0)
+        image += strength * 2.6 * shade * np.clip(1 - d, 0, 1) ** 0.5
+        mask[d < 1.1] = 1
+    elif label == "spot":
+        radius = rng.uniform(1.8, 3.6)
+        blob = np.zeros_like(image)
+        cv2.ellipse(blob, (cx, cy), (round(radius * rng.uniform(0.8, 1.3)), round(radius)),
+                    rng.uniform(0, 180), 0, 360, 1.0, -1)
+        blob = cv2.GaussianBlur(blob, (0, 0), 0.8)
+        image -= strength * 1.2 * blob
+        mask[blob > 0.25] = 1
+    image += rng.normal(0, 0.012, image.shape).astype(np.float32)
+    return np.clip(image, 0, 1), mask.astype(bool)
+
+
+def make_defects(out: Path, rng: np.random.Generator, *, per_class=(60, 15), overwrite=False) -> int:
+    count = 0
+    for split, n in zip(("train", "test"), per_class, strict=True):
+        index = 0
+        for label in DEFECT_CLASSES:
+            for _ in range(n):
+                image, mask = defect_image(rng, label)
+                name = f"{split}_{index:04d}.png"
+                index += 1
+                write_bytes(out / split / label / name, encode_png(_to_u8(image)), overwrite=overwrite)
+                write_bytes(out / "masks" / split / label / name, encode_png(mask), overwrite=overwrite)
                 count += 1
     return count
 
@@ -355,12 +435,13 @@ def make_dicom(out: Path, chest_test: list[np.ndarray], *, overwrite=False) -> i
 
 
 def generate(out: str | Path, *, seed: int = DEFAULT_SEED, overwrite: bool = False) -> dict[str, int]:
-    """Write all four sets under ``out``; returns the number of images per set."""
+    """Write every set under ``out``; returns the number of images per set."""
     out = Path(out)
     counts = {
         "chest": make_chest(out / "chest", _rng(seed, "chest"), overwrite=overwrite),
         "faces": make_faces(out / "faces", _rng(seed, "faces"), overwrite=overwrite),
         "retina": make_retina(out / "retina", _rng(seed, "retina"), overwrite=overwrite),
+        "defects": make_defects(out / "defects", _rng(seed, "defects"), overwrite=overwrite),
     }
     dicom_rng = _rng(seed, "dicom")
     chest_test = [chest_image(dicom_rng, label)[0] for label in ("normal", "nodule", "consolidation", "cavity", "normal")]

@@ -80,4 +80,5 @@ def split_half_reliability(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(denominator > 0, (a * b).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), np.nan)
-        return np.where(r > -1, 2.0 * r / (1.0 + r), -1.0)
+        corrected = np.where(r > -1, 2.0 * r / (1.0 + r), -1.0)
+    return np.where(np.isnan(r), np.nan, corrected)

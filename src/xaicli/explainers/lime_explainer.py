@@ -12,15 +12,21 @@ segmentation mask's sum), the perturbed copies are built vectorised and chunk by
 Parameters:
 
 * ``num_samples`` (default 1000, as the package);
-* ``segmentation`` (default ``quickshift``): ``quickshift`` (kernel_size 4, max_dist 200, ratio
-  0.2: the package's defaults), ``slic`` (``n_segments`` default 50, compactness 10),
-  ``felzenszwalb`` (scale 100, sigma 0.5, min_size 50) or ``grid`` (``grid_size`` x ``grid_size``
-  cells, default 8);
+* ``segmentation`` (default ``slic``): ``slic`` (Achanta et al., TPAMI 2012; ``n_segments`` default
+  100 on the model-input image whatever its size, ``compactness`` default 10), ``quickshift``
+  (kernel_size 4, max_dist 200, ratio 0.2: the package's defaults), ``felzenszwalb`` (scale 100,
+  sigma 0.5, min_size 50) or ``grid`` (``grid_size`` x ``grid_size`` cells, default 8). SLIC is the
+  default because it targets a segment count: the package's quickshift cuts a 64 x 64 image into
+  4-7 segments, in which a lesion or a tag merges with the background (on the shipped chest set
+  LIME's PointingHit was 0.08 with it, 0.80 with SLIC at 100 segments; docs/metrics.md);
 * ``hide_color`` (default ``None`` = segment mean colour, as the package; or a number in model
   input units);
 * ``seed`` (default 0): the same sampling for every image, so maps do not depend on batching.
 
-Segmentation runs on the image scaled to [0, 1] (and as RGB for grayscale models).
+Segmentation runs on the image scaled to [0, 1] (and as RGB for grayscale models). Each map comes
+with the number of ``segments``, its ``cell`` (the side of an average segment, the map's native
+resolution) and its split-half ``reliability`` (the regression fitted on the even and on the odd
+samples, Spearman-Brown).
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import numpy as np
 
 from xaicli.api import Blend, Explainer, Explanation
 from xaicli.errors import UsageError
-from xaicli.explainers._common import check_choice, check_positive
+from xaicli.explainers._common import check_choice, check_positive, split_half_reliability
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 
@@ -46,19 +52,21 @@ class LIME(Explainer):
     def __init__(
         self,
         num_samples: int = 1000,
-        segmentation: str = "quickshift",
-        n_segments: int = 50,
+        segmentation: str = "slic",
+        n_segments: int = 100,
+        compactness: float = 10.0,
         grid_size: int = 8,
         hide_color: float | None = None,
         kernel_width: float = 0.25,
         seed: int = 0,
         **params: Any,
     ) -> None:
-        super().__init__(num_samples=num_samples, segmentation=segmentation, n_segments=n_segments,
+        super().__init__(num_samples=num_samples, segmentation=segmentation, n_segments=n_segments, compactness=compactness,
                          grid_size=grid_size, hide_color=hide_color, kernel_width=kernel_width, seed=seed, **params)
         self.num_samples = check_positive("num_samples", num_samples)
         self.segmentation = check_choice("segmentation", segmentation, SEGMENTATIONS)
         self.n_segments = check_positive("n_segments", n_segments)
+        self.compactness = check_positive("compactness", compactness, integer=False)
         self.grid_size = check_positive("grid_size", grid_size)
         try:
             self.hide_color = None if hide_color in (None, "None", "mean") else float(hide_color)
@@ -83,7 +91,7 @@ class LIME(Explainer):
         if self.segmentation == "quickshift":
             algo = SegmentationAlgorithm("quickshift", kernel_size=4, max_dist=200, ratio=0.2, random_seed=self.seed)
         elif self.segmentation == "slic":
-            algo = SegmentationAlgorithm("slic", n_segments=self.n_segments, compactness=10, start_label=0)
+            algo = SegmentationAlgorithm("slic", n_segments=self.n_segments, compactness=self.compactness, start_label=0)
         else:
             algo = SegmentationAlgorithm("felzenszwalb", scale=100, sigma=0.5, min_size=50)
         labels = np.asarray(algo(rgb))
@@ -134,16 +142,31 @@ class LIME(Explainer):
         def kernel(d: np.ndarray, width: float = self.kernel_width) -> np.ndarray:
             return np.sqrt(np.exp(-(d**2) / width**2))
 
-        maps = np.zeros(images.shape[:3], np.float32)
-        scores_r2 = []
-        for i, (seg, data) in enumerate(zip(segments, samples, strict=True)):
-            n_features = data.shape[1]
+        def fit(data: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, float]:
+            """The package's weighted ridge regression: one weight per segment, and its R^2."""
             distances = pairwise_distances(data, data[0].reshape(1, -1), metric="cosine").ravel()
             base = LimeBase(kernel, random_state=np.random.RandomState(self.seed))
-            _, exp, r2, _ = base.explain_instance_with_data(data, labels[i * n : (i + 1) * n, None], distances, 0, n_features)
-            weights = np.zeros(n_features, np.float32)
+            _, exp, r2, _ = base.explain_instance_with_data(data, scores[:, None], distances, 0, data.shape[1])
+            weights = np.zeros(data.shape[1], np.float32)
             for feature, weight in exp:
                 weights[feature] = weight
+            return weights, r2
+
+        maps = np.zeros(images.shape[:3], np.float32)
+        halves = np.zeros((2, *images.shape[:3]), np.float32)
+        scores_r2, counts = [], []
+        for i, (seg, data) in enumerate(zip(segments, samples, strict=True)):
+            scores = labels[i * n : (i + 1) * n]
+            weights, r2 = fit(data, scores)
             maps[i] = weights[seg]
             scores_r2.append(r2)
-        return Explanation(maps, extras={"lime_r2": scores_r2})
+            counts.append(data.shape[1])
+            if n >= 4:  # the even and the odd samples apart (each with the image itself, sample 0)
+                for half in (0, 1):
+                    pick = np.r_[0, np.arange(1 + half, n, 2)]
+                    halves[half, i] = fit(data[pick], scores[pick])[0][seg]
+        reliability = split_half_reliability(halves[0], halves[1]) if n >= 4 else np.full(b, np.nan)
+        segments_count = np.asarray(counts, np.float64)
+        cell = np.sqrt(h * w / segments_count)  # the side of a segment of average size
+        return Explanation(maps, extras={"lime_r2": scores_r2, "reliability": reliability,
+                                         "segments": segments_count, "cell": cell})

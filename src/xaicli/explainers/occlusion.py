@@ -77,4 +77,5 @@ class Occlusion(Explainer):
         for k, (y, x) in enumerate(boxes):
             total[:, y : y + patch, x : x + patch] += drop[:, k, None, None]
             count[y : y + patch, x : x + patch] += 1.0
-        return Explanation(total / np.maximum(count, 1.0))
+        # its native resolution: the stride, the step between two patch positions
+        return Explanation(total / np.maximum(count, 1.0), extras={"cell": np.full(b, float(stride))})

@@ -60,22 +60,28 @@ def default_cam_layer(model: Any, refs: Sequence[LayerRef] | None = None) -> Lay
              and id(getattr(ref.layer, "output", None)) not in produces_output]
     if not convs:
         raise ModelError("the model has no spatial convolution layer for a CAM method")
-    best = convs[-1]
-    for i in range(best + 1, len(refs)):
+    return refs[carried(refs, convs[-1])]
+
+
+def carried(refs: Sequence[LayerRef], index: int) -> int:
+    """The conv at ``index`` carried forward over the same-shape BatchNorm / activation layers
+    that follow it: the map the block hands on (e.g. ``block1_relu`` rather than ``block1_conv``)."""
+    best = index
+    for i in range(index + 1, len(refs)):
         kind = type(refs[i].layer).__name__
         if refs[i].output_shape == refs[best].output_shape and kind in PASS_THROUGH:
             best = i
         elif kind not in PASS_THROUGH:
             break
-    return refs[best]
+    return best
 
 
 def resolve(refs: Sequence[LayerRef], names: Sequence[str], default: LayerRef | None) -> list[LayerRef]:
     """Layer references from names: ``auto`` (the default), ``all-conv``, names or paths."""
     found: list[LayerRef] = []
     for name in names:
-        if name == "all-conv":
-            found.extend(r for r in refs if is_conv(r) and spatial(r.output_shape))
+        if name == "all-conv":  # every conv block's activations, as the default layer takes them
+            found.extend(refs[carried(refs, i)] for i, r in enumerate(refs) if is_conv(r) and spatial(r.output_shape))
             continue
         if name == "auto" and default is not None:
             found.append(default)
