@@ -38,6 +38,13 @@ def test_shipped_faces_model(tmp_path):
     assert evaluation["mae"] < 0.5 * evaluation["mae_constant_mean"]
 
 
+def test_shipped_defects_model(tmp_path):
+    summary = _predict("defects", "defects/test", tmp_path)
+    assert summary["predicted"] == 80
+    # good, not perfect: the faint defects it misses are the fifth study's incorrect predictions
+    assert 0.75 <= summary["evaluation"]["accuracy"] < 1.0
+
+
 def test_shipped_retina_model(tmp_path):
     summary = _predict("retina", "retina/test", tmp_path)
     assert summary["evaluation"]["n"] == 6 and summary["evaluation"]["dice"] >= 0.6

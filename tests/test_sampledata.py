@@ -10,7 +10,7 @@ from xaicli import sampledata
 from xaicli.io import read_image, read_mask
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
-GENERATED_SETS = ("chest", "faces", "retina", "dicom")
+GENERATED_SETS = ("chest", "faces", "retina", "defects", "dicom")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -24,7 +24,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_generator_reproduces_the_committed_sample_data_bit_for_bit(tmp_path):
     counts = sampledata.generate(tmp_path)
-    assert counts == {"chest": 300, "faces": 240, "retina": 18, "dicom": 5}
+    assert counts == {"chest": 300, "faces": 240, "retina": 18, "defects": 480, "dicom": 5}
     fresh, committed = _files(tmp_path), _files(SAMPLE)
     assert sorted(fresh) == sorted(committed)
     different = [name for name in fresh if fresh[name] != committed[name]]
@@ -97,3 +97,20 @@ def test_dicom_series_carries_fictitious_patient_data_and_chest_pixels():
     assert private and str(private[0].value) == str(ds.PatientName)
     image = read_image(files[1])
     assert image.shape == (64, 64, 1) and image.max() > 0.3
+
+
+def test_defects_differ_from_ok_only_by_the_masked_defect():
+    """The defect pixels carry the signal: inside the mask the image departs from its surroundings."""
+    for label in sampledata.DEFECT_CLASSES:
+        for image_path in sorted((SAMPLE / "defects" / "test" / label).glob("*.png"))[:5]:
+            mask = read_mask(SAMPLE / "defects" / "masks" / "test" / label / image_path.name)
+            if label == "ok":
+                assert mask.sum() == 0
+                continue
+            assert mask.sum() >= 5
+            image = read_image(image_path)[..., 0]
+            ring = np.zeros_like(mask)
+            ys, xs = np.nonzero(mask)
+            ring[max(ys.min() - 4, 0): ys.max() + 5, max(xs.min() - 4, 0): xs.max() + 5] = True
+            ring &= ~mask
+            assert abs(image[mask].mean() - image[ring].mean()) > 0.005 or image[mask].std() > image[ring].std()

@@ -164,8 +164,8 @@ def _pixels(path: Path, ds, frame: int | None) -> np.ndarray:
         raise InputError(f"{path}: DICOM file has no pixel data")
     frames = frame_count(ds)
     if frames > 1 and frame is None:
-        raise InputError(f"{path}: multi-frame DICOM with {frames} frames; the commands read single-frame images "
-                         "(from Python, xaicli.io.read_image(path, frame=i) reads frame i)")
+        raise InputError(f"{path}: multi-frame DICOM with {frames} frames; choose one with --frame N|first|middle, "
+                         "or --frame all for one input per frame")
     if frame is not None and not 0 <= frame < frames:
         raise InputError(f"{path}: frame {frame} does not exist (the file has {frames})")
     try:

@@ -107,9 +107,11 @@ def names(kind: str) -> list[str]:
 def _unknown(kind: str, name: str, known: list[str]) -> PluginError:
     singular = kind[:-1]
     message = f"unknown {singular} {name!r}"
-    close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+    # case does not matter for the suggestion: IG -> ig, GradCAM -> gradcam
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.5)
     if close:
-        message += f" (did you mean {close[0]!r}?)"
+        message += f" (did you mean {lowered[close[0]]!r}?)"
     message += f"; available: {', '.join(known) if known else '(none installed)'}"
     if _autoload_disabled() and _hidden_by_autoload(kind, name):
         message += (f"; a third-party package provides {name!r}, but {AUTOLOAD_ENV} is set, which keeps "

@@ -156,9 +156,9 @@ def surface(rng: np.random.Generator, size: int = DEFECT_SIZE) -> np.ndarray:
     brushed = (brushed - brushed.mean()) / (brushed.std() + 1e-6)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     gx, gy = rng.uniform(-0.12, 0.12, 2)
-    image = rng.uniform(0.42, 0.58) + gx * (xx - 0.5) + gy * (yy - 0.5) + 0.05 * brushed
+    image = rng.uniform(0.42, 0.58) + gx * (xx - 0.5) + gy * (yy - 0.5) + 0.035 * brushed
     stains = cv2.GaussianBlur(rng.normal(0, 1, (size, size)).astype(np.float32), (0, 0), size / 8)
-    image += 0.6 * stains * 0.05 / (stains.std() + 1e-6)  # large, faint: texture, not a defect
+    image += stains * 0.025 / (stains.std() + 1e-6)  # large, faint: texture, not a defect
     return image.astype(np.float32)
 
 
@@ -167,7 +167,7 @@ def defect_image(rng: np.random.Generator, label: str, size: int = DEFECT_SIZE) 
     cv2 = _cv2()
     image = surface(rng, size)
     mask = np.zeros((size, size), np.uint8)
-    strength = rng.uniform(0.06, 0.22)  # some defects are faint: the model misses a few
+    strength = rng.uniform(0.08, 0.30)  # some defects are faint: the model misses a few
     cx, cy = (int(v) for v in rng.integers(10, size - 10, 2))
     if label == "scratch":
         angle = rng.uniform(0, math.pi)
@@ -198,7 +198,7 @@ def defect_image(rng: np.random.Generator, label: str, size: int = DEFECT_SIZE) 
     return np.clip(image, 0, 1), mask.astype(bool)
 
 
-def make_defects(out: Path, rng: np.random.Generator, *, per_class=(60, 15), overwrite=False) -> int:
+def make_defects(out: Path, rng: np.random.Generator, *, per_class=(100, 20), overwrite=False) -> int:
     count = 0
     for split, n in zip(("train", "test"), per_class, strict=True):
         index = 0

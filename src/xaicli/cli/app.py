@@ -42,12 +42,42 @@ def with_option_names(error: XaicliError, command) -> XaicliError:
     return error
 
 
+EXIT_CODES = ("Exit codes: 0 ok, 1 internal error (a bug: traceback shown), 2 usage, 3 bad input, "
+              "4 some inputs failed (the rest processed), 5 plugin error, 6 output exists or cannot be written, "
+              "7 model error, 8 a --fail-if gate failed, 130 interrupted. See docs/exit-codes.md.")
+
+#: one example (or two) per command, shown at the end of its --help
+EXAMPLES = {
+    "train": ["xaicli train sample_data/chest/train --model simple-cnn --epochs 10 -o out/chest-model",
+              "xaicli train data/ --config train.yaml --json"],
+    "predict": ["xaicli predict --model sample_data/models/chest/model.keras sample_data/chest/test -o out/pred"],
+    "explain": ["xaicli explain --model sample_data/models/chest/model.keras sample_data/chest/test/nodule -m gradcam,ig",
+                "xaicli explain --model m.keras scan.dcm -m gradcam --layer all-conv -o out/layers"],
+    "score": ["xaicli score out/explained --roi masks/ --model m.keras --fail-if 'gradcam.PointingHit<0.8'"],
+    "compare": ["xaicli compare sample_data/chest/test --model sample_data/models/chest/model.keras -m gradcam,ig,lime,rise "
+                "--roi sample_data/chest/masks/lesion/test -o out/chest-compare",
+                "xaicli compare images/ --model m.keras -m gradcam --roi lesion=masks/ --fail-if 'gradcam.RoiLift<2'"],
+    "dicom-anonymize": ["xaicli dicom-anonymize sample_data/dicom -o out/deid && xaicli dicom-anonymize --check out/deid "
+                        "--against sample_data/dicom"],
+    "consistency-study": ["xaicli consistency-study sample_data/chest/train sample_data/chest/test -o out/study "
+                          "--depths 2,3 --epochs 20"],
+    "plugins": ["xaicli plugins explainers", "xaicli plugins --no-check --json"],
+}
+
+
+def epilog(name: str) -> str:
+    # "\b" keeps click from re-wrapping the paragraph: the examples stay one line each, to copy
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in EXAMPLES.get(name, [])) + "\n\n" + EXIT_CODES
+
+
 app = typer.Typer(
     cls=XaicliGroup,
     name="xaicli",
     help="Train, run and explain convolutional image models; de-identify DICOM files.",
+    epilog=EXIT_CODES,
+    rich_markup_mode=None,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     # Locals in a traceback could print image paths, arrays or DICOM values: never show them.
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -85,16 +115,35 @@ def _register() -> None:
         train,
     )
 
-    app.command("train")(train.train)
-    app.command("predict")(predict.predict)
-    app.command("explain")(explain.explain)
-    app.command("score")(score.score)
-    app.command("compare")(compare.compare)
-    app.command("dicom-anonymize")(anonymize.dicom_anonymize)
-    app.command("consistency-study")(consistency_study.consistency_study)
-    app.command("plugins")(plugins_cmd.plugins)
+    for name, function in (("train", train.train), ("predict", predict.predict), ("explain", explain.explain),
+                           ("score", score.score), ("compare", compare.compare),
+                           ("dicom-anonymize", anonymize.dicom_anonymize),
+                           ("consistency-study", consistency_study.consistency_study),
+                           ("plugins", plugins_cmd.plugins)):
+        app.command(name, epilog=epilog(name))(function)
 
 
+def _plain_placeholders() -> None:
+    """Typer 0.2x writes ``{model}`` and ``<path>``, ``<bool>``, ``<list[str]>`` into help; a person
+    reads ``MODEL``, the option's metavar (``--batch-size N``), and nothing after a flag."""
+    from typer import core
+
+    def usage(self) -> str:
+        name = self.metavar or self.name.upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 and not name.endswith("...") else "")
+
+    def option_type(self, ctx) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return self.metavar or self.name.upper()
+
+    core.TyperArgument._usage_display_name = usage
+    core.TyperArgument.display_type_rich = lambda self, ctx: None
+    core.TyperOption.display_type_rich = option_type
+
+
+_plain_placeholders()
 _register()
 
 

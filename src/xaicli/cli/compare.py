@@ -4,87 +4,90 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from xaicli.cli import options as opt
+
 
 def compare(
-    inputs: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Model file (.keras from `xaicli train`, any .keras/.h5, or a SavedModel folder)."),
-    methods: str = typer.Option("gradcam,ig,lime,rise", "--methods", help="Comma-separated explainer plugins, in grid order."),
-    layer: list[str] = typer.Option(None, "--layer", help="CAM methods: layer name or path, repeatable, or all-conv (default: the last conv layer); each layer gets its own row (gradcam@layer)."),
-    steps: int = typer.Option(None, help="ig: integration steps (default 50)."),
-    samples: int = typer.Option(None, help="smoothgrad/vargrad: noisy samples (50); lime: perturbed samples (1000)."),
-    masks: int = typer.Option(None, help="rise: number of random masks (default 4000)."),
-    segmentation: str = typer.Option(None, help="lime: quickshift, slic, felzenszwalb or grid (default quickshift)."),
-    param: list[str] = typer.Option(None, "--param", "-p", help="Any method parameter NAME=VALUE or METHOD.NAME=VALUE (repeatable), e.g. -p rise.grid_size=8; as in `xaicli explain`."),
-    roi: list[str] = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several (columns per region: lesionRatio, tagLift, ...)."),
-    roi_label: str = typer.Option(None, help="Name of the region in column names (default: Face for faces, else Roi)."),
-    metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric plugins (default: roi-ratio, background-ratio, entropy, pointing-hit with --roi, deletion, insertion, lift with --roi, consistency for classifiers; the randomisation metrics with --sanity). Better is higher for RoiRatio, PointingHit, Lift, Insertion, Reliability; lower for BackgroundRatio, Deletion, RandSpearman, RandSSIM, Consistency; Entropy has no better direction."),
-    normalization: list[str] = typer.Option(None, help="Map mass for metrics and overlays: positive (positive part), abs (magnitude) or minmax (minus the minimum); for all methods, or METHOD=MODE (repeatable). Default: each method's own (abs for ig and gradient-x-input, positive otherwise)."),
-    group_by: list[str] = typer.Option(None, "--group-by", help="Summaries per group: true, predicted, outcome (correct/incorrect), error (regression bands), folder, folder:N, none (repeatable; default: true, predicted, outcome for classifiers, error for regression)."),
-    fail_if: list[str] = typer.Option(None, "--fail-if", help="Gate (repeatable): METHOD.COLUMN<VALUE (or <=, >, >=, ==, !=), optionally @GROUP, e.g. 'gradcam.PointingHit<0.8' or 'ig.RoiLift<2@true=nodule'; a failed gate exits with code 8."),
-    deletion_steps: int = typer.Option(None, help="Deletion/insertion: steps of the curves (default 50)."),
-    tolerance: int = typer.Option(None, help="Pointing-hit tolerance in pixels (default: half the map's native cell; 0 with the pointing-hit-strict metric)."),
-    metric_param: list[str] = typer.Option(None, "--metric-param", help="Metric parameter METRIC.KEY=VALUE (repeatable), e.g. insertion.blur_sigma=3."),
-    sanity: bool = typer.Option(False, "--sanity", help="Randomisation sanity check: also explain with a weight-randomised copy of the model and score the similarity (low is good)."),
-    random_baseline: bool = typer.Option(True, "--random-baseline/--no-random-baseline", help="Score a random map per image as the chance reference row."),
-    target: str = typer.Option(None, help="What to explain: predicted (default), a class index or name, output:K."),
-    score: str = typer.Option("probability", help="What a class target weighs: probability or logit (before the softmax/sigmoid; see docs/explainers.md)."),
-    labels: Path = typer.Option(None, help="Regression truth: CSV with a file column and a value column."),
-    label_column: str = typer.Option(None, help="The value column of --labels."),
-    pattern: str = typer.Option(None, help="Regression truth from file names, e.g. '{age}_*' or 'utkface' (recognised by itself)."),
-    output: Path = typer.Option(Path("xaicli-compare"), "--output", "--out", "-o", help="Output folder."),
-    batch_size: int = typer.Option(16, help="Images (and perturbations) per model call."),
-    rows_per_page: int = typer.Option(8, help="Images per grid page."),
-    tile: int = typer.Option(160, help="Grid cell size in pixels."),
-    colormap: str = typer.Option("jet", help="Overlay colormap: jet, turbo, inferno, viridis, magma, hot, gray."),
-    alpha: float = typer.Option(0.45, help="Overlay heatmap weight in [0, 1]."),
-    save_maps: bool = typer.Option(False, "--save-maps", help="Also write every raw map and overlay under OUT/maps/ with maps.csv (for `xaicli score`)."),
-    seed: int = typer.Option(0, help="Seed of the random reference maps and the randomised model."),
-    allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    inputs: opt.Inputs,
+    model: opt.OptionalModel = None,
+    method: opt.Methods = None,
+    layer: Annotated[list[str] | None, typer.Option("--layer", metavar="LAYER", help="CAM methods: layer name or path, repeatable, or all-conv (default: the model's CAM layer); each layer gets its own row (gradcam@layer).")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", metavar="N", help="ig: integration steps (default 50).")] = None,
+    samples: Annotated[int | None, typer.Option("--samples", metavar="N", help="smoothgrad/vargrad: noisy samples (50); lime: perturbed samples (1000).")] = None,
+    masks: Annotated[int | None, typer.Option("--masks", metavar="N", help="rise: number of random masks (default 4000).")] = None,
+    segmentation: Annotated[str | None, typer.Option("--segmentation", metavar="NAME", help="lime: slic, quickshift, felzenszwalb or grid (default slic).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", metavar="[METHOD.]NAME=VALUE", help="Any method parameter (repeatable), e.g. -p rise.grid_size=8; as in `xaicli explain`.")] = None,
+    roi: Annotated[list[str] | None, typer.Option("--roi", metavar="[NAME=]SPEC", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several (columns per region: lesionRatio, tagLift, ...).")] = None,
+    roi_label: Annotated[str | None, typer.Option("--roi-label", metavar="NAME", help="Name of the region in column names (default: Face for faces, else Roi).")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", metavar="METRIC[,METRIC]", help="Metric plugins (default: roi-ratio, background-ratio, entropy, pointing-hit with --roi, deletion, insertion, lift with --roi, consistency for classifiers; the randomisation metrics with --sanity). Better is higher for RoiRatio, PointingHit, Lift, Insertion, Reliability; lower for BackgroundRatio, Deletion, RandSpearman, RandSSIM, Consistency; Entropy has no better direction.")] = None,
+    normalization: Annotated[list[str] | None, typer.Option("--normalization", metavar="[METHOD=]MODE", help="Map mass for metrics and overlays: positive (positive part), abs (magnitude) or minmax (minus the minimum); for all methods, or METHOD=MODE (repeatable). Default: each method's own (abs for ig and gradient-x-input, positive otherwise).")] = None,
+    group_by: Annotated[list[str] | None, typer.Option("--group-by", metavar="KIND", help="Summaries per group: true, predicted, outcome (correct/incorrect), error (regression bands), folder, folder:N, none (repeatable; default: true, predicted, outcome for classifiers, error for regression).")] = None,
+    fail_if: Annotated[list[str] | None, typer.Option("--fail-if", metavar="GATE", help="Gate (repeatable): METHOD.COLUMN<VALUE (or <=, >, >=, ==, !=), optionally @GROUP, e.g. 'gradcam.PointingHit<0.8' or 'ig.RoiLift<2@true=nodule'; a failed gate exits with code 8.")] = None,
+    deletion_steps: Annotated[int | None, typer.Option("--deletion-steps", metavar="N", help="Deletion/insertion: steps of the curves (default 50).")] = None,
+    tolerance: Annotated[int | None, typer.Option("--tolerance", metavar="PX", help="Pointing-hit tolerance in pixels (default: half the map's native cell; 0 with the pointing-hit-strict metric).")] = None,
+    metric_param: Annotated[list[str] | None, typer.Option("--metric-param", metavar="METRIC.KEY=VALUE", help="Metric parameter (repeatable), e.g. insertion.blur_sigma=3.")] = None,
+    sanity: Annotated[bool, typer.Option("--sanity", help="Randomisation sanity check: also explain with a weight-randomised copy of the model and score the similarity (low is good).")] = False,
+    random_baseline: Annotated[bool, typer.Option("--random-baseline/--no-random-baseline", help="Score a random map per image as the chance reference row.")] = True,
+    target: Annotated[str | None, typer.Option("--target", metavar="TARGET", help="What to explain: predicted (default), a class index or name, output:K.")] = None,
+    score: Annotated[str, typer.Option("--score", metavar="probability|logit", help="What a class target weighs: probability or logit (before the softmax/sigmoid; see docs/explainers.md).")] = "probability",
+    labels: Annotated[Path | None, typer.Option("--labels", metavar="CSV", help="Regression truth: CSV with a file column and a value column.")] = None,
+    label_column: Annotated[str | None, typer.Option("--label-column", metavar="NAME", help="The value column of --labels.")] = None,
+    pattern: Annotated[str | None, typer.Option("--pattern", metavar="PATTERN", help="Regression truth from file names, e.g. '{age}_*' or 'utkface' (recognised by itself).")] = None,
+    output: opt.Output = Path("xaicli-compare"),
+    batch_size: opt.BatchSize = 16,
+    rows_per_page: Annotated[int, typer.Option("--rows-per-page", metavar="N", help="Images per grid page.")] = 8,
+    tile: Annotated[int, typer.Option("--tile", metavar="PX", help="Grid cell size in pixels.")] = 160,
+    colormap: Annotated[str, typer.Option("--colormap", metavar="NAME", help="Overlay colormap: jet, turbo, inferno, viridis, magma, hot, gray.")] = "jet",
+    alpha: Annotated[float, typer.Option("--alpha", metavar="A", help="Overlay heatmap weight in [0, 1].")] = 0.45,
+    save_maps: Annotated[bool, typer.Option("--save-maps", help="Also write every raw map and overlay under OUT/maps/ with maps.csv (for `xaicli score`).")] = False,
+    max_size: opt.MaxSize = 1024,
+    frame: opt.Frame = None,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the random reference maps and the randomised model.")] = 0,
+    output_index: opt.OutputIndex = None,
+    task: opt.Task = None,
+    class_names: opt.ClassNames = None,
+    preprocessing: opt.Preprocessing = None,
+    input_shape: opt.InputShape = None,
+    allow_unsafe: opt.AllowUnsafe = False,
+    as_json: opt.Json = False,
+    quiet: opt.Quiet = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
-    """Compare explainers on INPUTS: grid PNG, per-image scores, per-method summary, predictions."""
+    """Compare explainers: the grid, per-image scores, the summary per group and method, warnings and gates."""
     from xaicli.cli.explain import method_params
+    from xaicli.cli.progress import Progress
     from xaicli.cli.render import err_console, out_console
-    from xaicli.cli.score import (
-        metric_params,
-        progress_bar,
-        render_summary,
-        report_problems,
-    )
+    from xaicli.cli.score import metric_params, render_summary, report_problems
     from xaicli.cli.verdicts import raise_gates, render_groups, render_model, render_warnings
-    from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
+    from xaicli.errors import EXIT_INPUT, PartialFailure
     from xaicli.io import to_json
     from xaicli.pipeline.compare import compare as engine_compare
-    from xaicli.pipeline.scoring import parse_list
     from xaicli.rois import parse_regions
 
-    if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, not {batch_size}")
-    if score not in ("probability", "logit"):
-        raise UsageError(f"--score must be probability or logit, not {score!r}")
+    model, names = opt.model_from_methods(model, opt.split_methods(method))
+    model, inputs = opt.model_and_inputs(model, list(inputs))
     # the same method options and --param syntax as `xaicli explain`
-    chosen = method_params(parse_list(methods), {"layer": layer, "steps": steps, "samples": samples,
-                                                  "masks": masks, "segmentation": segmentation}, param or [])
+    chosen = method_params(names or ["gradcam", "ig", "lime", "rise"],
+                           {"layer": layer, "steps": steps, "samples": samples, "masks": masks,
+                            "segmentation": segmentation}, param or [])
     regions = parse_regions(roi, roi_label)
-    from xaicli.models.io import load_model
-
-    loaded = load_model(model, allow_unsafe=allow_unsafe)
+    loaded = opt.load(model, task=task, class_names=class_names, preprocessing=preprocessing, input_shape=input_shape,
+                      allow_unsafe=allow_unsafe, output_index=output_index)
     console = err_console() if as_json else out_console()
-    bar, update = progress_bar(err_console(), f"explaining with {len(chosen)} method(s)")
-    with bar:
+    with Progress(err_console(), "compare", quiet=quiet) as progress:
         result = engine_compare(
-            loaded, list(inputs), chosen, output,
+            loaded, inputs, chosen, output,
             roi=regions, metrics=metrics, normalization=normalizations(normalization), group_by=group_by,
             fail_if=fail_if,
             metric_params=metric_params(deletion_steps, tolerance, metric_param), target=target, score=score,
             batch_size=batch_size, sanity=sanity, random_baseline=random_baseline, labels=labels,
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
             colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,
-            progress=update,
+            max_size=max_size, frame=frame, progress=progress,
         )
     if as_json:
         payload = {

@@ -20,7 +20,7 @@ def _numbers(text: str, kind: type, option: str) -> list:
 def consistency_study(
     train_dir: Path = typer.Argument(..., help="Training folder, one sub-folder per class."),
     test_dir: Path = typer.Argument(..., help="Test folder, one sub-folder per class."),
-    out: Path = typer.Option(Path("consistency-study"), "--out", "-o", help="Output folder."),
+    out: Path = typer.Option(Path("consistency-study"), "--output", "--out", "-o", metavar="DIR", help="Output folder."),
     depths: str = typer.Option("2,3,4", help="simple-cnn depths, comma-separated."),
     lambdas: str = typer.Option("0,1", help="Regulariser weights, comma-separated (0 = plain training)."),
     epochs: int = typer.Option(30, help="Epochs per model (batch-normalised CNNs need a few dozen on small data before their inference statistics settle)."),
@@ -32,6 +32,7 @@ def consistency_study(
     seed: int = typer.Option(0, help="Seed for weights, split and shuffling."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
 ) -> None:
     """Train simple-cnn at several depths with and without the Grad-CAM consistency regulariser.
 
@@ -49,7 +50,7 @@ def consistency_study(
         depths=_numbers(depths, int, "--depths"), lambdas=_numbers(lambdas, float, "--lambdas"),
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, schedule=schedule,
         warmup=warmup, decay=decay, seed=seed, overwrite=overwrite,
-        on_status=lambda message: console.print(f"[dim]{message}[/dim]"),
+        on_status=None if quiet else (lambda message: console.print(f"[dim]{message}[/dim]")),
     )
     if as_json:
         typer.echo(json.dumps([r.as_csv() for r in rows], indent=2))

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from xaicli.cli import options as opt
 
 # shortcut option -> explainer parameter it sets (on every chosen method that has the parameter)
 SHORTCUTS = {
@@ -80,59 +82,63 @@ def method_params(methods: list[str], options: dict[str, Any], params: list[str]
 
 
 def explain(
-    model: Path = typer.Argument(..., help="Model file (.keras from `xaicli train`, any .keras/.h5, or a SavedModel folder)."),
-    inputs: list[Path] = typer.Argument(..., help="Image files and folders (PNG/JPEG/TIFF/GIF/DICOM), searched recursively."),
-    method: list[str] = typer.Option(..., "--method", "-m", help="Explainer (repeat or comma-separate): gradcam, gradcam++, scorecam, saliency, gradient-x-input, smoothgrad, smoothgrad-squared, vargrad, ig, occlusion, rise, lime; `xaicli plugins` lists all."),
-    output: Path = typer.Option(Path("xaicli-explanations"), "--output", "-o", help="Output folder: maps, overlays and maps.csv."),
-    target: str = typer.Option("predicted", help="What to explain: predicted, a class index or name, output:K (regression), class:C (segmentation)."),
-    target_mask: Path = typer.Option(None, help="Segmentation: explain the output summed over this mask (a file, or a folder of masks named like the images) instead of the predicted mask."),
-    layer: list[str] = typer.Option(None, "--layer", help="CAM methods: layer name or path (backbone/Conv_1), repeatable, or all-conv (default: the last conv layer)."),
-    steps: int = typer.Option(None, help="ig: integration steps (default 50)."),
-    baseline: str = typer.Option(None, help="ig: black, white, blur, noise or an image file (default black)."),
-    samples: int = typer.Option(None, help="smoothgrad/vargrad: noisy samples (50); lime: perturbed samples (1000)."),
-    masks: int = typer.Option(None, help="rise: number of random masks (default 4000)."),
-    segmentation: str = typer.Option(None, help="lime: quickshift, slic, felzenszwalb or grid (default quickshift)."),
-    seed: int = typer.Option(None, help="Random seed of the sampling methods (default 0)."),
-    param: list[str] = typer.Option(None, "--param", "-p", help="Any method parameter: NAME=VALUE or METHOD.NAME=VALUE (e.g. rise.grid_size=8); see docs/explainers.md."),
-    score: str = typer.Option("probability", help="What a class target weighs: probability (the model's softmax/sigmoid output) or logit (the score before it, as in the Grad-CAM paper)."),
-    batch_size: int = typer.Option(16, help="Images per batch and perturbations per model call (bounds memory)."),
-    map_format: str = typer.Option("npy", "--format", help="Raw map format: npy or npz (float32, the image's resolution)."),
-    colormap: str = typer.Option("jet", help="Overlay colormap: jet, turbo, inferno, viridis, magma, hot, gray."),
-    alpha: float = typer.Option(0.45, help="Overlay heatmap weight in [0, 1]."),
-    task: str = typer.Option(None, help="Foreign model: classification, regression or segmentation."),
-    class_names: str = typer.Option(None, help="Foreign model: comma-separated class names, in output order."),
-    preprocessing: str = typer.Option(None, help="Foreign model: unit, symmetric, caffe or standardize."),
-    input_shape: str = typer.Option(None, help="Foreign model: H,W,C when the model does not fix it."),
-    allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    inputs: opt.Inputs,
+    model: opt.OptionalModel = None,
+    method: opt.Methods = None,
+    output: opt.Output = Path("xaicli-explanations"),
+    target: Annotated[str, typer.Option(metavar="TARGET", help="What to explain: predicted, a class index or name, output:K (regression), class:C (segmentation).")] = "predicted",
+    target_mask: Annotated[Path | None, typer.Option(metavar="MASK", help="Segmentation: explain the output summed over this mask (a file, or a folder of masks named like the images) instead of the predicted mask.")] = None,
+    layer: Annotated[list[str] | None, typer.Option("--layer", metavar="LAYER", help="CAM methods: layer name or path (backbone/Conv_1), repeatable, or all-conv (default: the model's CAM layer).")] = None,
+    steps: Annotated[int | None, typer.Option(metavar="N", help="ig: integration steps (default 50).")] = None,
+    baseline: Annotated[str | None, typer.Option(metavar="NAME|FILE", help="ig: black, white, blur, noise or an image file (default black).")] = None,
+    samples: Annotated[int | None, typer.Option(metavar="N", help="smoothgrad/vargrad: noisy samples (50); lime: perturbed samples (1000).")] = None,
+    masks: Annotated[int | None, typer.Option(metavar="N", help="rise: number of random masks (default 4000).")] = None,
+    segmentation: Annotated[str | None, typer.Option(metavar="NAME", help="lime: slic, quickshift, felzenszwalb or grid (default slic).")] = None,
+    seed: Annotated[int | None, typer.Option(metavar="N", help="Random seed of the sampling methods (default 0).")] = None,
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", metavar="[METHOD.]NAME=VALUE", help="Any method parameter (repeatable), e.g. -p rise.grid_size=8; see docs/explainers.md.")] = None,
+    score: Annotated[str, typer.Option(metavar="probability|logit", help="What a class target weighs: probability (the model's softmax/sigmoid output) or logit (the score before it, as in the Grad-CAM paper).")] = "probability",
+    batch_size: opt.BatchSize = 16,
+    map_format: Annotated[str, typer.Option("--format", metavar="npy|npz", help="Raw map format (float32).")] = "npy",
+    colormap: Annotated[str, typer.Option(metavar="NAME", help="Overlay colormap: jet, turbo, inferno, viridis, magma, hot, gray.")] = "jet",
+    alpha: Annotated[float, typer.Option(metavar="A", help="Overlay heatmap weight in [0, 1].")] = 0.45,
+    max_size: opt.MaxSize = 1024,
+    at_model_size: Annotated[bool, typer.Option("--at-model-size", help="Write the maps at the model's input resolution, not the image's.")] = False,
+    frame: opt.Frame = None,
+    output_index: opt.OutputIndex = None,
+    task: opt.Task = None,
+    class_names: opt.ClassNames = None,
+    preprocessing: opt.Preprocessing = None,
+    input_shape: opt.InputShape = None,
+    allow_unsafe: opt.AllowUnsafe = False,
+    as_json: opt.Json = False,
+    quiet: opt.Quiet = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
-    """Explain MODEL's predictions on INPUTS: per image and method a raw map, an overlay PNG, and maps.csv."""
+    """Explain a model's predictions: per image and method a raw map, an overlay PNG, and maps.csv."""
+    from xaicli.cli.progress import Progress
     from xaicli.cli.render import err_console, out_console, table
-    from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
+    from xaicli.errors import EXIT_INPUT, PartialFailure
     from xaicli.io import to_json
-
-    if score not in ("probability", "logit"):
-        raise UsageError(f"--score must be probability or logit, not {score!r}")
-    options = {"layer": list(layer or []) or None, "steps": steps, "baseline": baseline, "samples": samples,
-               "masks": masks, "segmentation": segmentation, "seed": seed}
-    methods = method_params(list(method), options, list(param or []))
-
-    from xaicli.models.io import load_model
     from xaicli.pipeline.explain import explain as run_explain
 
-    names = [n.strip() for n in class_names.split(",") if n.strip()] if class_names else None
-    loaded = load_model(model, task=task, class_names=names, preprocessing=preprocessing,
-                        input_shape=input_shape, allow_unsafe=allow_unsafe)
+    model, inputs = opt.model_and_inputs(model, list(inputs))
+    options = {"layer": list(layer or []) or None, "steps": steps, "baseline": baseline, "samples": samples,
+               "masks": masks, "segmentation": segmentation, "seed": seed}
+    methods = method_params(opt.split_methods(method), options, list(param or []))
+    loaded = opt.load(model, task=task, class_names=class_names, preprocessing=preprocessing, input_shape=input_shape,
+                      allow_unsafe=allow_unsafe, output_index=output_index)
     console = err_console() if as_json else out_console()
-    result = run_explain(loaded, inputs, methods, output, target=target, target_mask=target_mask, score=score,
-                         batch_size=batch_size, map_format=map_format, colormap=colormap, alpha=alpha,
-                         overwrite=overwrite)
+    with Progress(err_console(), "explain", quiet=quiet) as progress:
+        result = run_explain(loaded, inputs, methods, output, target=target, target_mask=target_mask, score=score,
+                             batch_size=batch_size, map_format=map_format, colormap=colormap, alpha=alpha,
+                             overwrite=overwrite, frame=frame, max_size=max_size,
+                             map_resolution="model" if at_model_size else "image", progress=progress)
     failures = result.failures
     if as_json:
         doc = {"model": str(model), "task": loaded.info.task, "images": result.images,
                "explained": result.explained, "output": str(output), "maps": result.maps,
-               "outputs": result.outputs, "failures": [{"file": f, "reason": r} for f, r in failures]}
+               "outputs": result.outputs, "warnings": result.warnings,
+               "failures": [{"file": f, "reason": r} for f, r in failures]}
         sys.stdout.write(to_json(doc) + "\n")
         sys.stdout.flush()
     elif result.rows:
@@ -143,9 +149,30 @@ def explain(
         title = f"Explanations ({result.maps} maps of {result.explained} images{', first ' + str(limit) if result.maps > limit else ''})"
         console.print(table(title, ["image", "method", "prediction", "target", "s/image", "IG gap"], shown))
         console.print(f"  maps and overlays: {output}/   index: {output / 'maps.csv'}")
+    render_input_warnings(result.warnings)
     if failures:
         error = PartialFailure(f"{len(failures)} of {result.images} file(s) could not be explained"
                                + ("" if result.maps else "; nothing was explained"), failures)
         if not result.maps:
             error.exit_code = EXIT_INPUT
         raise error
+
+
+def render_input_warnings(warnings: list[tuple[str, str]]) -> None:
+    """Per input, what a person should know (an image far larger or smaller than the model's input)."""
+    from xaicli.cli.render import err_console
+
+    for where, message in warnings[:10]:
+        err_console().print(f"[yellow]warning: {where}: {message}[/yellow]", highlight=False)
+    if len(warnings) > 10:
+        err_console().print(f"[yellow]warning: ... and {len(warnings) - 10} more such inputs[/yellow]")
+
+
+EXAMPLES = """Examples:
+
+  xaicli explain --model sample_data/models/chest/model.keras sample_data/chest/test/nodule -m gradcam,ig
+
+  xaicli explain --model m.keras scans/ -m gradcam --layer all-conv -o out/layers
+
+  xaicli explain --model m.keras img.png -m rise --masks 1000 -p rise.grid_size=8
+"""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from xaicli.cli import options as opt
 
 
 def render_evaluation(console: Any, task: str, report: dict[str, Any], title: str = "Evaluation") -> None:
@@ -36,41 +38,45 @@ def render_evaluation(console: Any, task: str, report: dict[str, Any], title: st
 
 
 def predict(
-    model: Path = typer.Argument(..., help="Model file (.keras from `xaicli train`, any .keras/.h5, or a SavedModel folder)."),
-    inputs: list[Path] = typer.Argument(..., help="Image files and folders (PNG/JPEG/TIFF/DICOM), searched recursively."),
-    output: Path = typer.Option(Path("xaicli-predictions"), "--output", "-o", help="Output folder for predictions.csv, masks, evaluation."),
-    batch_size: int = typer.Option(32, help="Images per model call."),
-    labels: Path = typer.Option(None, help="Regression truth: CSV with a file column and a value column."),
-    label_column: str = typer.Option(None, help="The value column of --labels."),
-    pattern: str = typer.Option(None, help="Regression truth from file names, e.g. '{age}_*' or 'utkface'."),
-    masks: Path = typer.Option(None, help="Segmentation truth: mask folder (default: DRIVE's 1st_manual/)."),
-    normal_class: str = typer.Option(None, help="The 'no finding' class for the missed-pathology count (default: the model's)."),
-    threshold: float = typer.Option(0.5, help="Segmentation: foreground probability threshold."),
-    task: str = typer.Option(None, help="Foreign model: classification, regression or segmentation."),
-    class_names: str = typer.Option(None, help="Foreign model: comma-separated class names, in output order."),
-    preprocessing: str = typer.Option(None, help="Foreign model: unit, symmetric, caffe or standardize."),
-    input_shape: str = typer.Option(None, help="Foreign model: H,W,C when the model does not fix it."),
-    allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    inputs: opt.Inputs,
+    model: opt.OptionalModel = None,
+    output: opt.Output = Path("xaicli-predictions"),
+    batch_size: opt.BatchSize = 32,
+    labels: Annotated[Path | None, typer.Option(metavar="CSV", help="Regression truth: CSV with a file column and a value column.")] = None,
+    label_column: Annotated[str | None, typer.Option(metavar="NAME", help="The value column of --labels.")] = None,
+    pattern: Annotated[str | None, typer.Option(metavar="PATTERN", help="Regression truth from file names, e.g. '{age}_*' or 'utkface'.")] = None,
+    masks: Annotated[Path | None, typer.Option(metavar="DIR", help="Segmentation truth: mask folder (default: DRIVE's 1st_manual/).")] = None,
+    normal_class: Annotated[str | None, typer.Option(metavar="CLASS", help="The 'no finding' class for the missed-pathology count (default: the model's).")] = None,
+    threshold: Annotated[float, typer.Option(metavar="P", help="Segmentation: foreground probability threshold.")] = 0.5,
+    frame: opt.Frame = None,
+    output_index: opt.OutputIndex = None,
+    task: opt.Task = None,
+    class_names: opt.ClassNames = None,
+    preprocessing: opt.Preprocessing = None,
+    input_shape: opt.InputShape = None,
+    allow_unsafe: opt.AllowUnsafe = False,
+    as_json: opt.Json = False,
+    quiet: opt.Quiet = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
-    """Predict INPUTS with MODEL: writes predictions.csv (and masks); evaluates when truth is known."""
+    """Predict with a model: predictions.csv (and masks); the evaluation when the truth is known."""
+    from xaicli.cli.progress import Progress
     from xaicli.cli.render import err_console, out_console, table
     from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
-    from xaicli.models.io import load_model
     from xaicli.pipeline import predict as engine
 
+    model, inputs = opt.model_and_inputs(model, list(inputs))
     if batch_size < 1:
         raise UsageError(f"batch size must be >= 1, not {batch_size}")
     if not 0.0 < threshold < 1.0:
         raise UsageError(f"threshold must lie in (0, 1), not {threshold}")
-    names = [n.strip() for n in class_names.split(",") if n.strip()] if class_names else None
-    loaded = load_model(model, task=task, class_names=names, preprocessing=preprocessing,
-                        input_shape=input_shape, allow_unsafe=allow_unsafe)
+    loaded = opt.load(model, task=task, class_names=class_names, preprocessing=preprocessing, input_shape=input_shape,
+                      allow_unsafe=allow_unsafe, output_index=output_index)
     console = err_console() if as_json else out_console()
-    result = engine.predict(loaded, list(inputs), output, batch_size=batch_size, overwrite=overwrite,
-                            labels=labels, label_column=label_column, pattern=pattern, masks=masks,
-                            normal_class=normal_class, threshold=threshold)
+    with Progress(err_console(), "predict", quiet=quiet) as progress:
+        result = engine.predict(loaded, inputs, output, batch_size=batch_size, overwrite=overwrite,
+                                labels=labels, label_column=label_column, pattern=pattern, masks=masks,
+                                normal_class=normal_class, threshold=threshold, frame=frame, progress=progress)
     if as_json:
         summary = {
             "model": str(model), "task": loaded.info.task, "images": result.n_inputs,

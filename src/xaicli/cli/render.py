@@ -46,5 +46,5 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return "-" if value != value else f"{value:.4g}"  # NaN: nothing to show
     return _escape(str(value))

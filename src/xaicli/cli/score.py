@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
+
+from xaicli.cli import options as opt
 
 
 def parse_value(text: str) -> Any:
@@ -55,7 +57,8 @@ def render_summary(console: Any, title: str, rows: list[dict[str, Any]], columns
     """The per-method means as a rich table (the age study's shape), with n where it differs."""
     from xaicli.cli.render import table
 
-    means = [c for c in columns if c not in ("Method", "Images", "Normalization") and not c.endswith(("_std", "_n"))]
+    means = [c for c in columns if c not in ("Method", "Images", "Normalization", "Group", "Accuracy", "MAE", "Dice")
+             and not c.endswith(("_std", "_n"))]
     shown = [c for c in means if any(not _nan(r.get(c)) for r in rows)]
     body = [[r["Method"], *(_cell(r.get(c)) for c in shown), r.get("Images", "")] for r in rows]
     headers = ["Method", *shown, "Images"]
@@ -79,26 +82,6 @@ def _cell(value: Any) -> Any:
     return float(value) if isinstance(value, (int, float)) else value
 
 
-def progress_bar(console: Any, description: str):
-    """A rich progress bar on stderr and the ``(done, total)`` callback that advances it."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   console=console, transient=True)
-    task = bar.add_task(description, total=None)
-
-    def update(done: int, total: int) -> None:
-        bar.update(task, completed=done, total=total)
-
-    return bar, update
-
-
 def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
     """Images without a region, grouped by reason (e.g. the normal images' empty lesion masks)."""
     if not no_region:
@@ -117,24 +100,26 @@ def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
 
 
 def score(
-    run: Path = typer.Argument(..., help="An `xaicli explain` output folder (or its maps.csv)."),
-    roi: list[str] = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several."),
-    roi_label: str = typer.Option(None, help="Name of the region in column names (default: Face for faces, else Roi)."),
-    metrics: str = typer.Option(None, "--metrics", help="Comma-separated metric plugins (default: the region metrics and entropy; deletion and insertion with --model). See `xaicli plugins metrics`."),
-    normalization: list[str] = typer.Option(None, help="Map mass: positive (positive part), abs (magnitude) or minmax (minus the minimum); for all methods, or METHOD=MODE (repeatable). Default: each map's own display, as maps.csv records it."),
-    fail_if: list[str] = typer.Option(None, "--fail-if", help="Gate (repeatable): METHOD.COLUMN<VALUE (or <=, >, >=, ==, !=), e.g. 'gradcam.PointingHit<0.8'; a failed gate exits with code 8."),
-    model: Path = typer.Option(None, "--model", "-m", help="The model the maps explain (needed by deletion/insertion)."),
-    deletion_steps: int = typer.Option(None, help="Deletion/insertion: steps of the curves (default 50)."),
-    tolerance: int = typer.Option(None, help="Pointing-hit tolerance in pixels (default 0)."),
-    metric_param: list[str] = typer.Option(None, "--metric-param", help="Metric parameter METRIC.KEY=VALUE (repeatable), e.g. deletion.baseline=blur."),
-    output: Path = typer.Option(None, "--output", "--out", "-o", help="Folder for scores.csv and summary.csv (default: the run folder)."),
-    batch_size: int = typer.Option(16, help="Images per model call (deletion/insertion)."),
-    allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="An `xaicli explain` output folder (or its maps.csv).")],
+    model: opt.OptionalModel = None,
+    roi: Annotated[list[str] | None, typer.Option("--roi", metavar="[NAME=]SPEC", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several.")] = None,
+    roi_label: Annotated[str | None, typer.Option(metavar="NAME", help="Name of the region in column names (default: Face for faces, else Roi).")] = None,
+    metrics: Annotated[str | None, typer.Option("--metrics", metavar="METRIC[,METRIC]", help="Metric plugins (default: the region metrics and entropy; deletion and insertion with --model). See `xaicli plugins metrics`.")] = None,
+    normalization: Annotated[list[str] | None, typer.Option(metavar="[METHOD=]MODE", help="Map mass: positive (positive part), abs (magnitude) or minmax (minus the minimum); for all methods, or METHOD=MODE (repeatable). Default: each map's own display, as maps.csv records it.")] = None,
+    fail_if: Annotated[list[str] | None, typer.Option("--fail-if", metavar="GATE", help="Gate (repeatable): METHOD.COLUMN<VALUE (or <=, >, >=, ==, !=), e.g. 'gradcam.PointingHit<0.8'; a failed gate exits with code 8.")] = None,
+    deletion_steps: Annotated[int | None, typer.Option(metavar="N", help="Deletion/insertion: steps of the curves (default 50).")] = None,
+    tolerance: Annotated[int | None, typer.Option(metavar="PX", help="Pointing-hit tolerance in pixels (default: half the map's native cell).")] = None,
+    metric_param: Annotated[list[str] | None, typer.Option("--metric-param", metavar="METRIC.KEY=VALUE", help="Metric parameter (repeatable), e.g. deletion.baseline=blur.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "--out", "-o", metavar="DIR", help="Folder for scores.csv and summary.csv (default: the run folder).")] = None,
+    batch_size: opt.BatchSize = 16,
+    allow_unsafe: opt.AllowUnsafe = False,
+    as_json: opt.Json = False,
+    quiet: opt.Quiet = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Score the maps of an `xaicli explain` run: writes scores.csv (image x method) and summary.csv."""
     from xaicli.cli.compare import normalizations
+    from xaicli.cli.progress import Progress
     from xaicli.cli.render import err_console, out_console
     from xaicli.cli.verdicts import raise_gates
     from xaicli.errors import EXIT_INPUT, PartialFailure
@@ -148,8 +133,7 @@ def score(
 
         loaded = load_model(model, allow_unsafe=allow_unsafe)
     console = err_console() if as_json else out_console()
-    bar, update = progress_bar(err_console(), "scoring maps")
-    with bar:
+    with Progress(err_console(), "score", unit="maps", quiet=quiet) as update:
         result = score_run(run, output, metrics=metrics, roi=regions, normalization=normalizations(normalization),
                            loaded=loaded, fail_if=fail_if,
                            params=metric_params(deletion_steps, tolerance, metric_param), batch_size=batch_size,

@@ -130,9 +130,10 @@ def _params(items: list[str] | dict | None) -> dict[str, str]:
 def train(
     ctx: typer.Context,
     data: Path = typer.Argument(..., help="Training folder: class sub-folders, UTKFace-named images, or DRIVE layout."),
-    output: Path = typer.Option(Path("xaicli-model"), "--output", "-o", help="Output folder: model.keras, history.csv, training-curve.png, validation.json."),
-    task: str = typer.Option(None, help="classification, regression or segmentation (default: from the folder layout)."),
-    model: str = typer.Option(None, "--model", "-m", help="Model plugin (see `xaicli plugins`); default simple-cnn, unet for segmentation."),
+    output: Path = typer.Option(Path("xaicli-model"), "--output", "--out", "-o", metavar="DIR", help="Output folder: model.keras, history.csv, training-curve.png, validation.json."),
+    task: str = typer.Option(None, metavar="TASK", help="classification, regression or segmentation (default: from the folder layout)."),
+    model: str = typer.Option(None, "--model", metavar="PLUGIN", help="Model plugin to train (see `xaicli plugins models`); default simple-cnn, unet for segmentation."),
+    old_model: str = typer.Option(None, "-m", hidden=True, help="Deprecated spelling of --model."),
     param: list[str] = typer.Option(None, "--param", "-p", help="Model parameter KEY=VALUE, repeatable (e.g. depth=4, width=0.125)."),
     input_size: str = typer.Option(None, help="Model input size N or HxW (default: the images' size)."),
     color: str = typer.Option(None, help="grayscale or rgb (default: from the images)."),
@@ -153,33 +154,39 @@ def train(
     cam_schedule: str = typer.Option("linear", "--cam-schedule", help="lambda curriculum after the warm-up: linear (from 0 in equal steps to lambda at the last epoch) or step (lambda at once)."),
     cam_warmup: int = typer.Option(0, "--cam-warmup", help="Epochs trained with lambda = 0 before the curriculum starts."),
     cam_decay: float = typer.Option(0.9, "--cam-decay", help="Decay of the moving class-mean maps, in [0, 1)."),
-    config: Path = typer.Option(None, "--config", help="YAML file with any of these options (command-line values win)."),
+    restore_best: bool = typer.Option(True, "--restore-best/--last-epoch", help="Keep the weights of the epoch with the lowest validation loss (default), or those of the last epoch."),
+    config: Path = typer.Option(None, "--config", metavar="YAML", help="YAML file with any of these options (command-line values win)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout (with usable: false and the reasons when the model is not usable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines or progress bar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
 ) -> None:
     """Train a model on DATA and write a self-describing model file, its history and curves."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from xaicli.cli.progress import Progress
     from xaicli.cli.render import err_console, out_console
     from xaicli.training import train as engine
 
+    if old_model is not None:
+        from xaicli.cli.options import deprecated
+
+        deprecated(f"-m {old_model}", f"--model {old_model} (-m names a method in the other commands)")
+        model = model or old_model
     values = apply_config(ctx, config, dict(
         data=data, output=output, task=task, model=model, param=param, input_size=input_size, color=color,
         epochs=epochs, batch_size=batch_size, optimizer=optimizer, learning_rate=learning_rate,
         validation_split=validation_split, augment=augment, seed=seed, labels=labels, label_column=label_column,
         pattern=pattern, masks=masks, normal_class=normal_class, cam_consistency=cam_consistency,
         cam_layer=cam_layer, cam_schedule=cam_schedule, cam_warmup=cam_warmup, cam_decay=cam_decay,
-        config=config, overwrite=overwrite,
+        restore_best=restore_best, config=config, overwrite=overwrite,
     ))
     console = err_console()
     epochs_total = int(values["epochs"])
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} epochs"),
-                  TimeElapsedColumn(), console=console, transient=False) as progress:
-        bar = progress.add_task("training", total=epochs_total)
+    with Progress(console, "train", unit="epochs", quiet=quiet) as progress:
 
         def on_epoch(epoch: int, total: int, logs: dict[str, float]) -> None:
-            text = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "learning_rate")
-            progress.console.print(f"epoch {epoch}/{total}  {text}")
-            progress.update(bar, completed=epoch)
+            if not quiet:
+                text = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k != "learning_rate")
+                console.print(f"epoch {epoch}/{total}  {text}", highlight=False)
+            progress(epoch, total)
 
         result = engine.train(
             values["data"], values["output"], task=values["task"], model=values["model"],
@@ -192,21 +199,36 @@ def train(
             cam_consistency=None if values["cam_consistency"] is None else float(values["cam_consistency"]),
             cam_layer=values["cam_layer"], cam_schedule=str(values["cam_schedule"]),
             cam_warmup=int(values["cam_warmup"]), cam_decay=float(values["cam_decay"]),
-            overwrite=bool(values["overwrite"]),
-            on_epoch=on_epoch, on_status=lambda m: progress.console.print(m),
+            restore_best=bool(values["restore_best"]), overwrite=bool(values["overwrite"]),
+            on_epoch=on_epoch, on_status=None if quiet else (lambda m: console.print(m, highlight=False)),
         )
-    out = out_console()
-    from xaicli.cli.predict import render_evaluation
+    for warning in result.warnings:
+        console.print(f"[yellow]warning: {warning}: the model is not usable as it is (more epochs, "
+                      "more data, another --learning-rate or --batch-size)[/yellow]")
+    if as_json:
+        from xaicli.io import to_json
 
-    out.print(f"model: {result.model_path}  ({result.info.architecture}, {result.info.task}, "
-              f"input {'x'.join(map(str, result.info.input_shape))}, CAM layer {result.info.cam_layer})")
-    out.print(f"trained on {result.n_train} images, validated on {result.n_val}")
-    if result.validation is not None:
-        render_evaluation(out, result.info.task, result.validation, title="Validation report")
+        doc = {"model": str(result.model_path), "task": result.info.task, "architecture": result.info.architecture,
+               "input_shape": list(result.info.input_shape), "cam_layer": result.info.cam_layer,
+               "n_train": result.n_train, "n_val": result.n_val, "best_epoch": result.best_epoch,
+               "usable": result.usable, "warnings": result.warnings, "validation": result.validation,
+               "history": result.history, "outputs": result.outputs,
+               "failures": [{"file": f, "reason": r} for f, r in result.failures]}
+        typer.echo(to_json(doc))
     else:
-        out.print("no validation split (--validation-split 0): no validation report")
-    for key, path in result.outputs.items():
-        out.print(f"  {key}: {path}")
+        out = out_console()
+        from xaicli.cli.predict import render_evaluation
+
+        out.print(f"model: {result.model_path}  ({result.info.architecture}, {result.info.task}, "
+                  f"input {'x'.join(map(str, result.info.input_shape))}, CAM layer {result.info.cam_layer}"
+                  + (f", weights of epoch {result.best_epoch}" if result.best_epoch else "") + ")")
+        out.print(f"trained on {result.n_train} images, validated on {result.n_val}")
+        if result.validation is not None:
+            render_evaluation(out, result.info.task, result.validation, title="Validation report")
+        else:
+            out.print("no validation split (--validation-split 0): no validation report")
+        for key, path in result.outputs.items():
+            out.print(f"  {key}: {path}")
     if result.failures:
         from xaicli.errors import PartialFailure
 

@@ -47,8 +47,11 @@ def render_groups(console: Any, result: Any) -> None:
         body.append([group, any_row["Images"], *(any_row.get(q) for q in quality),
                      *(cells.get((group, m), {}).get(column, "") for m in methods)])
     direction = {True: "higher is better", False: "lower is better"}.get(result.directions.get(column), "")
-    console.print(table(f"{column} by group ({direction})" if direction else f"{column} by group",
-                        ["Group", "Images", *quality, *methods], body))
+    rendered = table(f"{column} by group ({direction})" if direction else f"{column} by group",
+                     ["Group", "Images", *quality, *methods], body)
+    rendered.columns[0].no_wrap = True
+    rendered.columns[0].min_width = max(len(g) for g in groups)
+    console.print(rendered, width=max(console.width, 24 + rendered.columns[0].min_width + 10 * len(methods)), crop=False)
 
 
 def render_warnings(console: Any, warnings: list[dict[str, Any]]) -> None:

@@ -39,11 +39,14 @@ class Source:
     root: Path | None
     name: str
     array: Any = None
+    frame: int | None = None  # one frame of a multi-frame file (--frame all)
 
     @property
     def label(self) -> str:
-        """What messages and CSVs call it: the file, or the array's name."""
-        return str(self.path) if self.path is not None else self.name
+        """What messages and CSVs call it: the file (with its frame), or the array's name."""
+        if self.path is None:
+            return self.name
+        return str(self.path) if self.frame is None else f"{self.path}[{self.frame}]"
 
 
 def _is_dicom_without_suffix(path: Path) -> bool:
@@ -94,8 +97,9 @@ def iter_image_files(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return [s.path for s in discover(inputs) if s.path is not None]
 
 
-def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Source]:
-    """Every input image as a :class:`Source`, in a stable order, with unique output names."""
+def discover(inputs: Iterable[str | os.PathLike[str]], *, frames: str | None = None) -> list[Source]:
+    """Every input image as a :class:`Source`, in a stable order, with unique output names;
+    ``frames="all"``: one source per frame of each multi-frame file (``NAME-frame003``)."""
     pairs: list[tuple[Path, Path]] = []
     for item in inputs:
         path = Path(item)
@@ -107,7 +111,13 @@ def discover(inputs: Iterable[str | os.PathLike[str]]) -> list[Source]:
         else:
             raise InputError(f"{path}: no such file or folder")
     names = output_names([f for f, _ in pairs], [r for _, r in pairs])
-    return [Source(f, r, n) for (f, r), n in zip(pairs, names, strict=True)]
+    sources = [Source(f, r, n) for (f, r), n in zip(pairs, names, strict=True)]
+    if frames is not None and str(frames).strip().lower() == "all":
+        from xaicli.io.read import frame_count
+
+        sources = [Source(s.path, s.root, f"{s.name}-frame{k:03d}" if count > 1 else s.name, frame=k if count > 1 else None)
+                   for s in sources for count in [frame_count(s.path)] for k in range(count)]
+    return sources
 
 
 def output_names(files: Sequence[Path], roots: Sequence[Path | None]) -> list[str]:

@@ -199,6 +199,45 @@ def _read_with_opencv(path: Path, data: bytes) -> np.ndarray:
     return _channels_last(_to_float(array, path), path, bgr=True)
 
 
+def frame_count(path: str | os.PathLike[str]) -> int:
+    """Frames of a file: a multi-frame DICOM's Number of Frames, a multi-page TIFF's pages, an
+    animated GIF's frames; 1 for everything else (and for files the reader will refuse anyway)."""
+    path = Path(path)
+    try:
+        data = _read_bytes(path)
+    except InputError:
+        return 1
+    fmt = sniff_format(data[:132])
+    if fmt in ("TIFF", "GIF"):
+        return _frame_count(data)
+    if fmt == "DICOM" or IMAGE_SUFFIXES.get(path.suffix.lower()) == "DICOM":
+        from xaicli.dicom import frame_count as dicom_frames
+        from xaicli.dicom import read_dataset
+
+        try:
+            return dicom_frames(read_dataset(path, stop_before_pixels=True, force=fmt != "DICOM"))
+        except InputError:
+            return 1
+    return 1
+
+
+def frame_index(spec: str | int | None, path: str | os.PathLike[str]) -> int | None:
+    """The frame a ``--frame`` value picks in a file: None (single-frame files only), a number,
+    ``first`` or ``middle`` (of the file's own frames)."""
+    if spec is None or isinstance(spec, int):
+        return spec
+    text = str(spec).strip().lower()
+    if text == "first":
+        return 0
+    if text == "middle":
+        return frame_count(path) // 2
+    if text.isdigit():
+        return int(text)
+    from xaicli.errors import UsageError
+
+    raise UsageError(f"frame must be a number, first, middle or all, not {spec!r}", parameter="frame")
+
+
 def read_image(path: str | os.PathLike[str], *, frame: int | None = None) -> np.ndarray:
     """Read any supported image as float32 (H, W, C) in [0, 1], C = 1 or 3.
 
@@ -238,8 +277,8 @@ def _read_image(path: Path, frame: int | None) -> np.ndarray:
     frames = _frame_count(data) if fmt in ("TIFF", "GIF") else 1
     if frames > 1 and frame is None:  # never silently the first page of a stack or an animation
         kind = "multi-page TIFF" if fmt == "TIFF" else "animated GIF"
-        raise InputError(f"{path}: {kind} with {frames} frames; the commands read single-frame images "
-                         "(from Python, xaicli.io.read_image(path, frame=i) reads frame i)")
+        raise InputError(f"{path}: {kind} with {frames} frames; choose one with --frame N|first|middle, "
+                         "or --frame all for one input per frame")
     if frame is not None and not 0 <= frame < frames:
         raise InputError(f"{path}: frame {frame} does not exist (the file has {frames})")
     if frames > 1:

@@ -29,10 +29,30 @@ def exists_error(path: Path) -> OutputError:
 
 
 def check_outputs(paths: Iterable[Path], overwrite: bool) -> None:
-    """Refuse before any work when an output exists (a long run must not fail at its end)."""
+    """Refuse before any work when an output exists or cannot be written (a long run must not
+    fail at its end): each path's folder must be creatable -- its nearest existing ancestor a
+    writable folder, not a file."""
+    seen: set[Path] = set()
     for path in paths:
-        if Path(path).exists() and not overwrite:
-            raise exists_error(Path(path))
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise exists_error(path)
+        folder = path.parent
+        if folder not in seen:
+            seen.add(folder)
+            check_writable(folder)
+
+
+def check_writable(folder: Path) -> None:
+    """An OutputError now, not after the work, when ``folder`` cannot be created or written."""
+    folder = Path(folder)
+    ancestor = folder
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise OutputError(f"{folder}: cannot be created: {ancestor} is a file, not a folder", parameter="output")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: cannot be written: {ancestor} is not writable", parameter="output")
 
 
 @functools.cache

@@ -147,12 +147,35 @@ def _infer_task(model: Any, path: Path) -> str:
     return "classification" if activation == "sigmoid" else "regression"
 
 
+def _one_output(model: Any, path: Path, output: int | str | None) -> Any:
+    """The model itself, or its output ``output`` (index or name) as a single-output model."""
+    outputs = list(getattr(model, "outputs", None) or [])
+    if output is None or len(outputs) <= 1:
+        if output not in (None, 0, "0") and len(outputs) <= 1:
+            raise UsageError(f"{path}: the model has one output; output {output!r} does not exist", parameter="output_index")
+        return model
+    import keras
+
+    names = [getattr(t, "name", "").split("/")[0].split(":")[0] for t in outputs]
+    layers = [getattr(getattr(t, "_keras_history", None), "operation", None) for t in outputs]
+    layer_names = [getattr(op, "name", "") for op in layers]
+    text = str(output)
+    if text.lstrip("-").isdigit() and -len(outputs) <= int(text) < len(outputs):
+        index = int(text) % len(outputs)
+    elif text in layer_names or text in names:
+        index = layer_names.index(text) if text in layer_names else names.index(text)
+    else:
+        known = ", ".join(f"{i}: {n}" for i, n in enumerate(layer_names))
+        raise UsageError(f"{path}: no output {output!r}; the model's outputs are {known}", parameter="output_index")
+    return keras.Model(model.inputs, outputs[index], name=f"{model.name}_{layer_names[index] or index}")
+
+
 def _single_output(model: Any, path: Path) -> tuple:
     """The model's one output shape; several outputs are refused, naming the model file."""
     shape = model.output_shape
     if isinstance(shape, dict) or (isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple))):
         count = len(shape)
-        raise ModelError(f"{path}: the model has {count} outputs; xaicli needs a model with one output")
+        raise ModelError(f"{path}: the model has {count} outputs; choose one with --output-index K (or its name)")
     return tuple(shape)
 
 
@@ -179,6 +202,7 @@ def load_model(
     cam_layer: str | None = None,
     input_shape: Any = None,
     allow_unsafe: bool = False,
+    output: int | str | None = None,
 ) -> LoadedModel:
     """Load a model and what xaicli knows about it; keyword arguments override the stored info.
 
@@ -212,6 +236,7 @@ def load_model(
         stored = read_info(path)
         model = _keras_load(path, allow_unsafe)
 
+    model = _one_output(model, path, output)
     input_shape_all = model.input_shape
     if isinstance(input_shape_all, dict) or (isinstance(input_shape_all, (list, tuple)) and input_shape_all
                                              and isinstance(input_shape_all[0], (list, tuple))):

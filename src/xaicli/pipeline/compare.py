@@ -107,7 +107,8 @@ def score_stage(scorer: Scorer, *, random_baseline: bool, seed: int) -> Callable
             model_fn = None
             if "model_fn" in scorer.needs:
                 model_fn = model_function(pipeline.runner, pipeline.info, record.target)
-            noise = random_map(seed, record.index, record.image.shape[:2]) if random_baseline else None
+            shape = record.maps[0].map.shape if record.maps else record.image.shape[:2]
+            noise = random_map(seed, record.index, shape) if random_baseline else None
             scorer.score_record(record, model_fn=model_fn, random_map=noise, regions=regions)
 
     return stage
@@ -140,7 +141,8 @@ def compare(
     save_maps: bool = False,
     overwrite: bool = False,
     seed: int = 0,
-    frame: int | None = None,
+    frame: int | str | None = None,
+    max_size: int = 1024,
     keep_rows: bool = False,
     keep_predictions: int = 20,
     progress: Callable[[int, int], None] | None = None,
@@ -155,7 +157,7 @@ def compare(
     if not chosen:
         raise UsageError("name at least one method (methods gradcam,ig,lime,rise)", parameter="methods")
     out = Path(output_dir)
-    sources = discover(inputs)
+    sources = discover(inputs, frames=frame)
     if not sources:
         raise InputError(f"no images found in {', '.join(str(i) for i in inputs)}")
     truths, truth_source = datasets.truths(sources, info, labels=labels, label_column=label_column, pattern=pattern)
@@ -183,9 +185,11 @@ def compare(
     planned += [out / "consistency.csv"] if scorer.set_metrics else []
     planned += [grid.page_path(n) for n in range(1, -(-len(sources) // rows_per_page) + 1)]
     planned += [out / "maps" / "maps.csv"] if save_maps else []
+    planned += sorted(out.glob("grid-correct-*.png")) + sorted(out.glob("grid-incorrect-*.png"))
     check_outputs(planned, overwrite)
 
-    pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size, frame=frame)
+    pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size, frame=frame,
+                        max_size=max_size)
     pipeline.trace(probability="model_fn" in scorer.needs)
     stages = [sanity_stage(pipeline, make_methods(methods), seed)] if sanity else []
     stages.append(score_stage(scorer, random_baseline=random_baseline, seed=seed))
@@ -194,6 +198,13 @@ def compare(
     predictions = PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite,
                                  keep_rows=keep_predictions)
     sinks: list[Any] = [predictions, scores, GridSink(grid, info)]
+    if info.task == "classification" and truth_source is not None:
+        # the fifth study's view: the maps of the correct and of the incorrect predictions apart
+        for outcome, wanted in (("correct", True), ("incorrect", False)):
+            pages = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
+                               alpha=alpha, mode=modes, overwrite=overwrite, stem=f"grid-{outcome}")
+            sinks.append(GridSink(pages, info, keep=lambda r, wanted=wanted: (r.truth is not None
+                                                                             and (r.prediction.index == r.truth) == wanted)))
     if save_maps:
         sinks.append(MapSink(out / "maps", colormap=colormap, alpha=alpha, overwrite=overwrite))
     failures: list[tuple[str, str]] = []
@@ -213,7 +224,7 @@ def compare(
                 for sink in sinks:
                     sink.add(record)
             if progress is not None:
-                progress(done * len(chosen), len(sources) * len(chosen))
+                progress(done, len(sources))
         outputs = close_all(sinks)
     except BaseException:
         discard_all(sinks)

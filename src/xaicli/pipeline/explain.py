@@ -12,6 +12,7 @@ from typing import Any
 from xaicli.api import LoadedModel
 from xaicli.errors import InputError, UsageError
 from xaicli.pipeline.run import Method, Pipeline, make_methods
+from xaicli.pipeline.scoring import strip_path
 from xaicli.pipeline.sinks import MapSink, close_all, discard_all
 
 
@@ -26,6 +27,7 @@ class ExplainRun:
     rows: list[dict[str, Any]] = field(default_factory=list)
     maps: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (input, what a person should know)
 
 
 def target_masks(location: str | os.PathLike[str] | None) -> Any:
@@ -49,7 +51,9 @@ def explain(
     colormap: str = "jet",
     alpha: float = 0.45,
     overwrite: bool = False,
-    frame: int | None = None,
+    frame: int | str | None = None,
+    max_size: int = 1024,
+    map_resolution: str = "image",
     keep_rows: int = 60,
     progress: Callable[[int, int], None] | None = None,
 ) -> ExplainRun:
@@ -65,20 +69,23 @@ def explain(
     chosen = list(methods) if methods and isinstance(methods[0], Method) else make_methods(methods)
     if not chosen:
         raise UsageError("name at least one method", parameter="methods")
-    sources = discover(inputs)
+    sources = discover(inputs, frames=frame)
     if not sources:
         raise InputError(f"no image files found in {', '.join(str(p) for p in inputs)}")
     pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size,
-                        target_masks=target_masks(target_mask), frame=frame)
+                        target_masks=target_masks(target_mask), frame=frame, max_size=max_size,
+                        map_resolution=map_resolution)
     pipeline.trace()  # layer names and method parameters checked before anything is written
     sinks = [MapSink(out, fmt=map_format, colormap=colormap, alpha=alpha, overwrite=overwrite, keep_rows=keep_rows)]
     failures: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
     done = maps = 0
     try:
         for record in pipeline.records(sources):
             done += 1
+            warnings.extend((record.label, w) for w in record.warnings)
             if not record.ok:
-                failures.append((record.label, record.error or "failed"))
+                failures.append((record.label, strip_path(record.error or "failed", record.label)))
             else:
                 maps += len(record.maps)
             for sink in sinks:
@@ -89,4 +96,4 @@ def explain(
     except BaseException:
         discard_all(sinks)
         raise
-    return ExplainRun(len(sources), len(sources) - len(failures), outputs, sinks[0].rows, maps, failures)
+    return ExplainRun(len(sources), len(sources) - len(failures), outputs, sinks[0].rows, maps, failures, warnings)

@@ -95,7 +95,7 @@ def predict(
     masks: str | os.PathLike[str] | None = None,
     normal_class: str | None = None,
     threshold: float = 0.5,
-    frame: int | None = None,
+    frame: int | str | None = None,
     keep_rows: int = 50,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictResult:
@@ -105,7 +105,7 @@ def predict(
 
     info = loaded.info
     out = Path(output_dir)
-    sources = io.discover(inputs)
+    sources = io.discover(inputs, frames=frame)
     if not sources:
         raise InputError(f"no images found in {', '.join(str(i) for i in inputs)}")
     planned = [out / "predictions.csv", out / "evaluation.json"]

@@ -69,7 +69,10 @@ class Pipeline:
     ``target``: ``predicted`` (default), a class index or name, ``output:k``; ``score``:
     ``probability`` or ``logit``; ``target_masks`` (segmentation): a :class:`~xaicli.io.MaskMatcher`
     giving each image the mask whose summed output is explained; ``frame``: which frame of
-    multi-frame files to read.
+    multi-frame files to read (N, ``first``, ``middle``; ``all`` is a matter of discovery:
+    ``xaicli.io.discover(..., frames="all")``). ``max_size``: maps are made at most this many
+    pixels on their long side (0: the image's size; memory and files stay bounded whatever the
+    input); ``map_resolution``: ``image`` (the default) or ``model`` (the model input's size).
     """
 
     def __init__(
@@ -81,7 +84,9 @@ class Pipeline:
         score: str = "probability",
         batch_size: int = 16,
         target_masks: Any = None,
-        frame: int | None = None,
+        frame: int | str | None = None,
+        max_size: int = 1024,
+        map_resolution: str = "image",
     ) -> None:
         from xaicli.preprocessing import PREPROCESSORS
         from xaicli.runner import ModelRunner
@@ -91,7 +96,12 @@ class Pipeline:
         self.methods = list(methods)
         self.target = target
         self.score = score
-        self.frame = frame
+        self.frame = None if frame is None or str(frame).lower() == "all" else frame
+        if map_resolution not in ("image", "model"):
+            raise UsageError(f"map_resolution must be image or model, not {map_resolution!r}", parameter="map_resolution")
+        if int(max_size) < 0:
+            raise UsageError(f"max_size must be >= 0 pixels, not {max_size}", parameter="max_size")
+        self.max_size, self.map_resolution = int(max_size), map_resolution
         if target_masks is not None and info.task != "segmentation":
             raise UsageError("target_mask applies to segmentation models only", parameter="target_mask")
         self.target_masks = target_masks
@@ -103,9 +113,13 @@ class Pipeline:
             cam_layer=info.cam_layer,
             input_shape=tuple(info.input_shape),
         )
-        for method in self.methods:
-            if method.explainer.needs_gradients and not differentiable(loaded.model):
-                raise ModelError(f"method {method.name!r} needs gradients, which this model does not provide")
+        cams = [m.name for m in self.methods if m.explainer.uses_layers]
+        if cams and is_savedmodel(loaded.model):
+            from xaicli import plugins
+
+            working = [n for n in plugins.names("explainers") if not plugins.load("explainers", n).uses_layers]
+            raise ModelError(f"{', '.join(cams)}: a SavedModel hides its layers, so CAM methods cannot run on it; "
+                             f"the methods that can: {', '.join(working)}")
         self.traced = False
 
     @property
@@ -148,9 +162,9 @@ class Pipeline:
             yield from batch.records
 
 
-def differentiable(model: Any) -> bool:
-    """A SavedModel wrapped as a Keras layer has no gradients to give."""
-    return not any(type(layer).__name__ == "TFSMLayer" for layer in model.layers)
+def is_savedmodel(model: Any) -> bool:
+    """A TensorFlow SavedModel wrapped as a Keras layer: gradients flow through it, layers are hidden."""
+    return any(type(layer).__name__ == "TFSMLayer" for layer in model.layers)
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -172,6 +186,7 @@ def as_image(array: Any, name: str) -> np.ndarray:
 def read(batch: Batch, pipeline: Pipeline) -> None:
     """Read each record's image (and its target mask); a failure marks the record, not the run."""
     from xaicli.io import read_image, read_mask
+    from xaicli.io.read import frame_index
 
     for record in batch.records:
         source = record.source
@@ -179,7 +194,9 @@ def read(batch: Batch, pipeline: Pipeline) -> None:
             if source.array is not None:
                 record.image = as_image(source.array, source.name)
             else:
-                record.image = read_image(source.path, frame=pipeline.frame)
+                frame = source.frame if source.frame is not None else frame_index(pipeline.frame, source.path)
+                record.image = read_image(source.path, frame=frame)
+            size_warning(record, pipeline.info)
             if pipeline.target_masks is not None:
                 record.target_mask = read_mask(_target_mask_file(pipeline.target_masks, source))
         except InputError as exc:
@@ -235,8 +252,33 @@ def explain(batch: Batch, pipeline: Pipeline) -> None:
             raise PluginError(f"explainer {method.name!r} returned maps of shape {explanation.maps.shape}, "
                               f"expected {shape}")
         for j, record in enumerate(good):
-            record.maps.extend(method_maps(method.name, method.explainer.display, explanation, j, seconds,
-                                           record.image.shape[:2]))
+            size = map_size(record.image.shape[:2], pipeline.runner.input_shape[:2], pipeline.max_size,
+                            pipeline.map_resolution)
+            record.maps.extend(method_maps(method.name, method.explainer.display, explanation, j, seconds, size))
+
+
+def map_size(image: tuple[int, int], model: tuple[int, int], max_size: int, resolution: str) -> tuple[int, int]:
+    """The size maps are made at: the image's (or the model input's), scaled down so that the long
+    side is at most ``max_size`` (a 6000 x 6000 input must not mean 144 MB maps for a 64 px model)."""
+    height, width = model if resolution == "model" else image
+    if max_size and max(height, width) > max_size:
+        scale = max_size / max(height, width)
+        height, width = max(1, round(height * scale)), max(1, round(width * scale))
+    return int(height), int(width)
+
+
+def size_warning(record: Record, info: Any) -> None:
+    """An input much larger or smaller than the model's input loses or invents detail: say so."""
+    height, width = record.image.shape[:2]
+    model_h, model_w = info.input_shape[:2]
+    if min(height, width) < 2:
+        record.image, record.error = None, f"{record.label}: image is {width}x{height} px: too small to explain"
+        return
+    factor = max(height / model_h, width / model_w, model_h / height, model_w / width)
+    if factor >= 4:
+        way = "shrunk" if height > model_h or width > model_w else "enlarged"
+        record.warnings.append(f"{width}x{height} px {way} to the model's {model_w}x{model_h} "
+                               f"({factor:.0f}x): {'fine detail is lost' if way == 'shrunk' else 'the model sees blur'}")
 
 
 def method_maps(name: str, display: str, explanation: Explanation, j: int, seconds: float,

@@ -53,7 +53,7 @@ class MapSink:
         self.rows: list[dict[str, Any]] = []  # the first keep_rows rows, for a terminal table
 
     def add(self, record: Record) -> None:
-        from xaicli.io import overlay, write_npy, write_npz, write_png
+        from xaicli.io import overlay, resize, write_npy, write_npz, write_png
 
         if not record.ok:
             return
@@ -66,7 +66,8 @@ class MapSink:
                 write_npy(self.out / map_path, m.map, overwrite=self.overwrite)
             else:
                 write_npz(self.out / map_path, overwrite=self.overwrite, map=m.map)
-            picture = overlay(record.image, m.map, colormap=self.colormap, alpha=self.alpha, mode=m.display)
+            image = record.image if record.image.shape[:2] == m.map.shape else resize(record.image, m.map.shape)
+            picture = overlay(image, m.map, colormap=self.colormap, alpha=self.alpha, mode=m.display)
             write_png(self.out / png_path, picture, overwrite=self.overwrite)
             row = {"image": record.label, "method": m.method, "layer": m.layer or "", "target": record.target_label,
                    "target_index": record.target_index, "prediction": record.prediction.text,
@@ -92,11 +93,11 @@ class GridSink:
     """The comparison grid (:class:`xaicli.io.grid.GridWriter`): per record the image with its
     prediction and truth, then one overlay per method."""
 
-    def __init__(self, grid: Any, info: Any) -> None:
-        self.grid, self.info = grid, info
+    def __init__(self, grid: Any, info: Any, keep: Any = None) -> None:
+        self.grid, self.info, self.keep = grid, info, keep
 
     def add(self, record: Record) -> None:
-        if not record.ok:
+        if not record.ok or (self.keep is not None and not self.keep(record)):
             return
         maps = {m.key: m.map for m in record.maps if m.key == m.method}
         caption = [Path(record.name).name, f"pred: {_predicted_text(record)}"]
@@ -106,7 +107,8 @@ class GridSink:
         self.grid.add(record.image, maps, caption)
 
     def close(self) -> dict[str, Any]:
-        return {"grid": [str(p) for p in self.grid.close()]}
+        key = "grid" if self.grid.stem == "grid" else self.grid.stem.replace("-", "_")
+        return {key: [str(p) for p in self.grid.close()]}
 
     def discard(self) -> None:
         self.grid.discard()

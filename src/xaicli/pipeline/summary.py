@@ -13,6 +13,13 @@ from typing import Any
 from xaicli.pipeline.groups import ALL
 
 
+def _group_order(group: str) -> tuple[int, str]:
+    """``all`` first, then the groups of each kind together, in the order of the kinds."""
+    kind = group.split("=", 1)[0].split("<", 1)[0].split(">", 1)[0]
+    order = {"all": 0, "true": 1, "predicted": 2, "outcome": 3, "error": 4}
+    return order.get(kind, 5), group
+
+
 @dataclass
 class Summary:
     """Per (group, method) and column: count, sum and sum of squares of the finite values (NaN left
@@ -69,7 +76,7 @@ class Summary:
         header += ["Normalization"] + [f"{c}_{s}" for c in columns for s in ("std", "n")]
         methods = [m for m in self.order if any(self.images.get((g, m)) for g in self.groups)] or self.order
         rows = []
-        for group in self.groups:
+        for group in sorted(self.groups, key=_group_order):
             for method in methods:
                 if group != ALL and not self.images.get((group, method)):
                     continue

@@ -19,8 +19,8 @@ import numpy as np
 from xaicli.api import ModelInfo
 from xaicli.errors import InputError, UsageError, XaicliError
 from xaicli.io.write import exists_error
+from xaicli.training import fitting
 
-OPTIMIZERS = ("nadam", "adam", "sgd", "rmsprop")
 AUGMENTATIONS = ("flip", "vflip", "shift", "rotate", "zoom")
 DEFAULT_MODELS = {"classification": "simple-cnn", "regression": "simple-cnn", "segmentation": "unet"}
 
@@ -36,6 +36,12 @@ class TrainResult:
     n_val: int
     failures: list[tuple[str, str]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)
+    best_epoch: int | None = None  # the epoch whose weights the model file holds (1-based)
+    warnings: list[str] = field(default_factory=list)  # the model may not be usable: why
+
+    @property
+    def usable(self) -> bool:
+        return not self.warnings
 
 
 def parse_size(value: Any) -> tuple[int, int] | None:
@@ -100,53 +106,6 @@ def _load(dataset, indices, info, failures) -> tuple[np.ndarray, np.ndarray, lis
     return x, np.asarray(targets, dtype=dtype), kept
 
 
-def _optimizer(name: str, learning_rate: float):
-    import keras
-
-    name = name.lower()
-    if name not in OPTIMIZERS:
-        raise UsageError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
-    if learning_rate <= 0:
-        raise UsageError(f"learning rate must be positive, not {learning_rate}")
-    return {"nadam": keras.optimizers.Nadam, "adam": keras.optimizers.Adam,
-            "sgd": keras.optimizers.SGD, "rmsprop": keras.optimizers.RMSprop}[name](learning_rate=learning_rate)
-
-
-def _dice_loss(y_true, y_pred):
-    import keras.ops as K
-
-    inter = K.sum(y_true * y_pred, axis=(1, 2, 3))
-    total = K.sum(y_true, axis=(1, 2, 3)) + K.sum(y_pred, axis=(1, 2, 3))
-    return 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
-
-
-def _seg_loss(y_true, y_pred):
-    """Binary cross-entropy + soft Dice: thin structures (vessels) are a small share of pixels."""
-    import keras
-
-    bce = keras.ops.mean(keras.losses.binary_crossentropy(y_true, y_pred), axis=(1, 2))
-    return bce + _dice_loss(y_true, y_pred)
-
-
-def _augmenter(names: list[str], seed: int):
-    import keras
-
-    layers = []
-    if "flip" in names and "vflip" in names:
-        layers.append(keras.layers.RandomFlip("horizontal_and_vertical", seed=seed))
-    elif "flip" in names:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    elif "vflip" in names:
-        layers.append(keras.layers.RandomFlip("vertical", seed=seed))
-    if "rotate" in names:
-        layers.append(keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 1))
-    if "shift" in names:
-        layers.append(keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 2))
-    if "zoom" in names:
-        layers.append(keras.layers.RandomZoom(0.1, fill_mode="reflect", seed=seed + 3))
-    return keras.Sequential(layers, name="augment") if layers else None
-
-
 def train(
     data: str | Path,
     output_dir: str | Path,
@@ -173,6 +132,7 @@ def train(
     cam_schedule: str = "linear",
     cam_warmup: int = 0,
     cam_decay: float = 0.9,
+    restore_best: bool = True,
     overwrite: bool = False,
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     on_status: Callable[[str], None] | None = None,
@@ -198,8 +158,8 @@ def train(
         raise UsageError(f"batch size must be >= 1, not {batch_size}")
     if color not in (None, "grayscale", "rgb"):
         raise UsageError(f"color must be grayscale or rgb, not {color!r}")
-    if str(optimizer).lower() not in OPTIMIZERS:  # before reading any image, not after
-        raise UsageError(f"unknown optimizer {optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+    if str(optimizer).lower() not in fitting.OPTIMIZERS:  # before reading any image, not after
+        raise UsageError(f"unknown optimizer {optimizer!r}; choose from {', '.join(fitting.OPTIMIZERS)}")
     if not learning_rate > 0:
         raise UsageError(f"learning rate must be positive, not {learning_rate}")
     augment_names = parse_augment(augment)
@@ -289,7 +249,7 @@ def train(
     elif task == "regression":
         loss, metrics = "mse", []
     else:
-        loss, metrics = _seg_loss, ["binary_accuracy"]
+        loss, metrics = fitting.segmentation_loss, ["binary_accuracy"]
     if task == "regression":
         # fit the standardised target: compile against the layer before the rescaling
         fit_model = keras.Model(net.input, net.get_layer("target_scale").input, name="fit")
@@ -303,11 +263,11 @@ def train(
         callbacks.append(lambda_callback(fit_model, schedule))
         extra["cam_consistency"] = {"lambda": schedule.value, "layer": fit_model.layer_name, "schedule": schedule.kind,
                                     "warmup": schedule.warmup, "decay": float(cam_decay)}
-    fit_model.compile(optimizer=_optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
+    fit_model.compile(optimizer=fitting.optimizer(optimizer, learning_rate), loss=loss, metrics=metrics)
 
     train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train_fit))
     train_ds = train_ds.shuffle(len(x_train), seed=seed, reshuffle_each_iteration=True).batch(batch_size)
-    augmenter = _augmenter(augment_names, seed)
+    augmenter = fitting.augmenter(augment_names, seed)
     if augmenter is not None:
         if task == "segmentation":
             def aug(x, y):
@@ -325,12 +285,18 @@ def train(
             if on_epoch is not None:
                 on_epoch(epoch + 1, epochs, {k: float(v) for k, v in (logs or {}).items()})
 
+    best = fitting.best_epoch_callback() if restore_best and validation is not None else None
+    callbacks += [best] if best is not None else []
+
     status(f"training {model_name} on {len(x_train)} images, validating on {len(x_val)}")
     fit = fit_model.fit(train_ds, validation_data=validation, epochs=epochs, verbose=0,
                         callbacks=[*callbacks, _Progress()], shuffle=False)
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
 
     report = None
+    best_epoch = best.restore() if best is not None else epochs
+    if best is not None and best_epoch != epochs:
+        status(f"restored the weights of epoch {best_epoch} (lowest validation loss {best.best:.4g})")
     if len(x_val):
         from xaicli.runner import ModelRunner
 
@@ -350,7 +316,8 @@ def train(
     info.extra["training"] = {
         "data": str(data), "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer,
         "learning_rate": learning_rate, "validation_split": validation_split, "augment": augment_names,
-        "seed": seed, "n_train": int(len(x_train)), "n_val": int(len(x_val)),
+        "seed": seed, "n_train": int(len(x_train)), "n_val": int(len(x_val)), "best_epoch": best_epoch,
+        "restore_best": restore_best,
     }
     if report is not None:
         info.extra["validation"] = {k: v for k, v in report.items() if k in ("accuracy", "mae", "rmse", "dice", "iou", "n")}
@@ -366,4 +333,5 @@ def train(
         written["validation"] = str(io.write_bytes(out / "validation.json", (json.dumps(report, indent=2) + "\n").encode(), overwrite=overwrite))
         if task == "classification":
             written.update(write_classification_files(report, out, prefix="validation-", overwrite=overwrite))
-    return TrainResult(out, model_path, info, history, report, int(len(x_train)), int(len(x_val)), failures, written)
+    return TrainResult(out, model_path, info, history, report, int(len(x_train)), int(len(x_val)), failures, written,
+                       best_epoch, fitting.usability(task, report, info))
