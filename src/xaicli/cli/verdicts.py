@@ -49,9 +49,12 @@ def render_groups(console: Any, result: Any) -> None:
     direction = {True: "higher is better", False: "lower is better"}.get(result.directions.get(column), "")
     rendered = table(f"{column} by group ({direction})" if direction else f"{column} by group",
                      ["Group", "Images", *quality, *methods], body)
-    rendered.columns[0].no_wrap = True
-    rendered.columns[0].min_width = max(len(g) for g in groups)
-    console.print(rendered, width=max(console.width, 24 + rendered.columns[0].min_width + 10 * len(methods)), crop=False)
+    headers = ["Group", "Images", *quality, *methods]
+    widths = [max(len(g) for g in groups + ["Group"])] + [max(len(h), 7) for h in headers[1:]]
+    for column, width in zip(rendered.columns, widths, strict=True):
+        column.no_wrap, column.min_width = True, width
+    # read as a whole: never squeeze the names to fit a narrow (or piped) console
+    console.print(rendered, width=max(console.width, sum(w + 3 for w in widths) + 1), crop=False)
 
 
 def render_warnings(console: Any, warnings: list[dict[str, Any]]) -> None:

@@ -82,3 +82,49 @@ def split_half_reliability(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         r = np.where(denominator > 0, (a * b).sum(axis=1) / np.where(denominator > 0, denominator, 1.0), np.nan)
         corrected = np.where(r > -1, 2.0 * r / (1.0 + r), -1.0)
     return np.where(np.isnan(r), np.nan, corrected)
+
+
+class Rounds:
+    """Sampling that stops when each image's map is stable (adaptive sampling).
+
+    Samples are drawn in rounds of ``chunk`` (the same draws, in the same order, as a fixed count
+    would take: a prefix of them); after each round the caller reports each image's split-half
+    reliability (:func:`split_half_reliability`), and an image stops once it reaches ``target``
+    with at least ``minimum`` samples, or at ``cap``. ``target`` None (or 0): every image takes
+    exactly ``cap`` samples, in one round -- a paper's fixed count. ``used`` and ``reliability``
+    say, per image, what it took and reached.
+    """
+
+    def __init__(self, images: int, cap: int, target: float | None, chunk: int, minimum: int | None = None) -> None:
+        self.cap, self.target = int(cap), (float(target) if target else None)
+        self.chunk = max(1, int(chunk))
+        self.minimum = min(self.cap, 2 * self.chunk if minimum is None else int(minimum))
+        self.used = np.zeros(images, np.int64)
+        self.active = np.ones(images, bool)
+        self.reliability = np.full(images, np.nan)
+
+    def __iter__(self):
+        """``(start, stop, images)`` per round: draws ``start:stop`` for the still active images."""
+        start = 0
+        while start < self.cap and self.active.any():
+            stop = self.cap if self.target is None else min(start + self.chunk, self.cap)
+            images = np.flatnonzero(self.active)
+            yield start, stop, images
+            self.used[images] = stop
+            start = stop
+
+    def report(self, images: np.ndarray, reliability: np.ndarray) -> None:
+        self.reliability[images] = reliability
+        if self.target is not None:
+            done = (np.nan_to_num(reliability, nan=-1.0) >= self.target) & (self.used[images] >= self.minimum)
+            self.active[images[done]] = False
+
+
+def sampling_target(value: Any) -> float | None:
+    """The ``reliability`` parameter: a target in (0, 1), or 0 / none / fixed for a fixed count."""
+    if value is None or str(value).strip().lower() in ("0", "none", "fixed", "false", ""):
+        return None
+    number = check_positive("reliability", value, integer=False)
+    if not 0.0 < number < 1.0:
+        raise UsageError(f"reliability must lie in (0, 1), or be 0 for a fixed count, not {value!r}")
+    return number

@@ -15,7 +15,9 @@
 Parameters of the noisy methods: ``n_samples`` (default 50), ``noise_level`` (default 0.2, the
 upper end of the 10-20 % the SmoothGrad paper recommends), ``seed`` (default 0). The same noise
 draws are used for every image of a run, so a map does not depend on how images were batched.
-Each map comes with its split-half ``reliability`` (even and odd noise draws, Spearman-Brown).
+Each map comes with its split-half ``reliability`` (even and odd noise draws, Spearman-Brown); the
+draws come in rounds of ``chunk`` (default 10) until it reaches ``reliability`` (default 0.95; 0
+for exactly ``n_samples``), with ``n_samples`` the cap; ``samples`` says how many a map took.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from xaicli.api import Explainer, Explanation, Stack
-from xaicli.explainers._common import accumulate, check_positive, split_half_reliability
+from xaicli.explainers._common import (
+    Rounds,
+    accumulate,
+    check_positive,
+    sampling_target,
+    split_half_reliability,
+)
 
 _CACHE_BYTES = 256 * 2**20
 
@@ -60,9 +68,13 @@ class _Noisy(Explainer):
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
 
-    def __init__(self, n_samples: int = 50, noise_level: float = 0.2, seed: int = 0, **params: Any) -> None:
-        super().__init__(n_samples=n_samples, noise_level=noise_level, seed=seed, **params)
+    def __init__(self, n_samples: int = 50, noise_level: float = 0.2, seed: int = 0,
+                 reliability: float | str | None = 0.95, chunk: int = 10, **params: Any) -> None:
+        super().__init__(n_samples=n_samples, noise_level=noise_level, seed=seed, reliability=reliability,
+                         chunk=chunk, **params)
         self.n_samples = check_positive("n_samples", n_samples)
+        self.reliability = sampling_target(reliability)
+        self.chunk = check_positive("chunk", chunk)
         self.noise_level = check_positive("noise_level", noise_level, integer=False, allow_zero=True)
         self.seed = int(seed)
 
@@ -82,41 +94,43 @@ class _Noisy(Explainer):
 
         return get
 
-    def _moments(self, runner: Any, images: np.ndarray, target: Any) -> np.ndarray:
-        """Sums of the gradient and of its square over the even and the odd noisy copies, per
-        image: (2 halves, 2 moments, B, H, W, C) float64 (the halves give the reliability)."""
+    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
+        """Sums of the gradient and of its square over the even and the odd noisy copies per image
+        (the halves give the reliability), drawn in rounds until the map is stable."""
         b = len(images)
-        n = self.n_samples
         noise = self._noise(images.shape[1:])
         span = images.reshape(b, -1).max(axis=1) - images.reshape(b, -1).min(axis=1)
         sigma = (self.noise_level * np.where(span > 0, span, 1.0)).astype(np.float32)
+        sums = np.zeros((2, 2, *images.shape), np.float64)  # half, moment, image
+        counts = np.zeros((2, b), np.float64)
+        rounds = Rounds(b, self.n_samples, self.reliability, self.chunk)
+        for start, stop, active in rounds:
+            k = stop - start
 
-        def build(start: int, stop: int) -> np.ndarray:
-            return np.stack([images[j // n] + sigma[j // n] * noise(j % n) for j in range(start, stop)])
+            def build(first: int, last: int, active=active, start=start, k=k) -> np.ndarray:
+                return np.stack([images[active[j // k]] + sigma[active[j // k]] * noise(start + j % k)
+                                 for j in range(first, last)])
 
-        rows = np.repeat(np.arange(b), n)
-        sums = np.zeros((2, 2, *images.shape), np.float64)
-        for start, stop, _, _, grads in runner.iter_gradients(Stack(b * n, rows, build), target):
-            half = np.arange(start, stop) % n % 2
-            for h in (0, 1):
-                sel = half == h
-                if sel.any():
-                    accumulate(sums[h, 0], rows[start:stop][sel], grads[sel])
-                    accumulate(sums[h, 1], rows[start:stop][sel], grads[sel].astype(np.float64) ** 2)
-        return sums
+            rows = np.repeat(np.arange(len(active)), k)
+            for first, last, _, _, grads in runner.iter_gradients(Stack(len(rows), rows, build), target.subset(active)):
+                owner = active[rows[first:last]]
+                half = (start + np.arange(first, last) % k) % 2
+                for h in (0, 1):
+                    sel = half == h
+                    if sel.any():
+                        accumulate(sums[h, 0], owner[sel], grads[sel])
+                        accumulate(sums[h, 1], owner[sel], grads[sel].astype(np.float64) ** 2)
+                        np.add.at(counts[h], owner[sel], 1)
+            n = np.maximum(counts[:, active], 1)[:, :, None, None, None]
+            halves = [self.reduce(sums[h, 0, active] / n[h], sums[h, 1, active] / n[h]) for h in (0, 1)]
+            rounds.report(active, split_half_reliability(*halves) if stop > 1 else np.full(len(active), np.nan))
+        total = np.maximum(counts.sum(axis=0), 1)[:, None, None, None]
+        maps = self.reduce(sums[:, 0].sum(axis=0) / total, sums[:, 1].sum(axis=0) / total)
+        return Explanation(maps, extras={"reliability": rounds.reliability, "samples": rounds.used.astype(np.float64)})
 
     @abstractmethod
     def reduce(self, mean: np.ndarray, mean_sq: np.ndarray) -> np.ndarray:
         """The method's map from the mean gradient and mean squared gradient (B, H, W, C)."""
-
-    def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
-        sums = self._moments(runner, images, target)
-        n = self.n_samples
-        counts = np.array([(n + 1) // 2, n // 2], np.float64)
-        maps = self.reduce(sums[:, 0].sum(axis=0) / n, sums[:, 1].sum(axis=0) / n)
-        halves = [self.reduce(sums[h, 0] / max(counts[h], 1), sums[h, 1] / max(counts[h], 1)) for h in (0, 1)]
-        reliability = split_half_reliability(*halves) if n > 1 else np.full(len(images), np.nan)
-        return Explanation(maps, extras={"reliability": reliability})
 
 
 class SmoothGrad(_Noisy):

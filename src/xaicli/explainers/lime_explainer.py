@@ -21,7 +21,11 @@ Parameters:
   LIME's PointingHit was 0.08 with it, 0.80 with SLIC at 100 segments; docs/metrics.md);
 * ``hide_color`` (default ``None`` = segment mean colour, as the package; or a number in model
   input units);
-* ``seed`` (default 0): the same sampling for every image, so maps do not depend on batching.
+* ``seed`` (default 0): the same sampling for every image, so maps do not depend on batching;
+* ``reliability`` (default 0.95) and ``chunk`` (default 200): samples are scored in rounds of
+  ``chunk`` and an image stops once its map's split-half reliability reaches the target (after
+  two rounds at least) or at ``num_samples``; ``reliability=0`` scores exactly ``num_samples``, the
+  package's fixed count (the samples are the same either way: a prefix of them).
 
 Segmentation runs on the image scaled to [0, 1] (and as RGB for grayscale models). Each map comes
 with the number of ``segments``, its ``cell`` (the side of an average segment, the map's native
@@ -37,7 +41,13 @@ import numpy as np
 
 from xaicli.api import Blend, Explainer, Explanation
 from xaicli.errors import UsageError
-from xaicli.explainers._common import check_choice, check_positive, split_half_reliability
+from xaicli.explainers._common import (
+    Rounds,
+    check_choice,
+    check_positive,
+    sampling_target,
+    split_half_reliability,
+)
 
 SEGMENTATIONS = ("quickshift", "slic", "felzenszwalb", "grid")
 
@@ -59,10 +69,13 @@ class LIME(Explainer):
         hide_color: float | None = None,
         kernel_width: float = 0.25,
         seed: int = 0,
+        reliability: float | str | None = 0.95,
+        chunk: int = 200,
         **params: Any,
     ) -> None:
         super().__init__(num_samples=num_samples, segmentation=segmentation, n_segments=n_segments, compactness=compactness,
-                         grid_size=grid_size, hide_color=hide_color, kernel_width=kernel_width, seed=seed, **params)
+                         grid_size=grid_size, hide_color=hide_color, kernel_width=kernel_width, seed=seed,
+                         reliability=reliability, chunk=chunk, **params)
         self.num_samples = check_positive("num_samples", num_samples)
         self.segmentation = check_choice("segmentation", segmentation, SEGMENTATIONS)
         self.n_segments = check_positive("n_segments", n_segments)
@@ -74,6 +87,8 @@ class LIME(Explainer):
             raise UsageError(f"hide_color must be a number or 'mean', not {hide_color!r}") from None
         self.kernel_width = check_positive("kernel_width", kernel_width, integer=False)
         self.seed = int(seed)
+        self.reliability = sampling_target(reliability)
+        self.chunk = check_positive("chunk", chunk)
 
     def segments(self, image: np.ndarray) -> np.ndarray:
         """Integer segment labels (H, W), 0..n-1, for one preprocessed image."""
@@ -121,23 +136,9 @@ class LIME(Explainer):
             samples.append(data)
 
         # fudged + keep * (image - fudged), blended in the compiled call: NumPy builds only the
-        # keep masks (a gather of each sample's segment bits), for every image in one stack
+        # keep masks (a gather of each sample's segment bits), for every active image in one stack
         h, w = images.shape[1:3]
         flats = [seg.ravel() for seg in segments]
-
-        def build(start: int, stop: int) -> np.ndarray:
-            parts = []
-            while start < stop:  # a chunk may run from one image's samples into the next's
-                i, k = divmod(start, n)
-                end = min(stop, (i + 1) * n)
-                parts.append(np.take(samples[i][k : k + end - start].astype(np.float32), flats[i], axis=1))
-                start = end
-            keep = parts[0] if len(parts) == 1 else np.concatenate(parts)
-            return keep.reshape(len(keep), h, w)
-
-        rows = np.repeat(np.arange(b), n)
-        blend = Blend(images, np.stack(fudged), rows, build)
-        labels = runner.blend_scores(blend, target).astype(np.float64)
 
         def kernel(d: np.ndarray, width: float = self.kernel_width) -> np.ndarray:
             return np.sqrt(np.exp(-(d**2) / width**2))
@@ -152,21 +153,40 @@ class LIME(Explainer):
                 weights[feature] = weight
             return weights, r2
 
+        labels = np.zeros((b, n), np.float64)
         maps = np.zeros(images.shape[:3], np.float32)
-        halves = np.zeros((2, *images.shape[:3]), np.float32)
-        scores_r2, counts = [], []
-        for i, (seg, data) in enumerate(zip(segments, samples, strict=True)):
-            scores = labels[i * n : (i + 1) * n]
-            weights, r2 = fit(data, scores)
-            maps[i] = weights[seg]
-            scores_r2.append(r2)
-            counts.append(data.shape[1])
-            if n >= 4:  # the even and the odd samples apart (each with the image itself, sample 0)
-                for half in (0, 1):
-                    pick = np.r_[0, np.arange(1 + half, n, 2)]
-                    halves[half, i] = fit(data[pick], scores[pick])[0][seg]
-        reliability = split_half_reliability(halves[0], halves[1]) if n >= 4 else np.full(b, np.nan)
-        segments_count = np.asarray(counts, np.float64)
+        scores_r2 = np.full(b, np.nan)
+        rounds = Rounds(b, n, self.reliability, self.chunk)
+        fills = np.stack(fudged)
+        for start, stop, active in rounds:
+            k = stop - start
+
+            def build(first: int, last: int, active=active, start=start, k=k) -> np.ndarray:
+                parts = []
+                while first < last:  # a chunk may run from one image's samples into the next's
+                    j, r = divmod(first, k)
+                    end = min(last, (j + 1) * k)
+                    data = samples[active[j]][start + r : start + r + end - first]
+                    parts.append(np.take(data.astype(np.float32), flats[active[j]], axis=1))
+                    first = end
+                keep = parts[0] if len(parts) == 1 else np.concatenate(parts)
+                return keep.reshape(len(keep), h, w)
+
+            rows = np.repeat(np.arange(len(active)), k)
+            scores = runner.blend_scores(Blend(images[active], fills[active], rows, build), target.subset(active))
+            labels[active, start:stop] = scores.reshape(len(active), k)
+            halves = np.zeros((2, len(active), h, w), np.float32)
+            for j, i in enumerate(active):
+                data, seen = samples[i][:stop], labels[i, :stop]
+                weights, scores_r2[i] = fit(data, seen)
+                maps[i] = weights[segments[i]]
+                if stop >= 4:  # the even and the odd samples apart (each with the image itself, sample 0)
+                    for half in (0, 1):
+                        pick = np.r_[0, np.arange(1 + half, stop, 2)]
+                        halves[half, j] = fit(data[pick], seen[pick])[0][segments[i]]
+            rounds.report(active, split_half_reliability(halves[0], halves[1]) if stop >= 4 else np.full(len(active), np.nan))
+        segments_count = np.asarray([s.max() + 1 for s in segments], np.float64)
         cell = np.sqrt(h * w / segments_count)  # the side of a segment of average size
-        return Explanation(maps, extras={"lime_r2": scores_r2, "reliability": reliability,
-                                         "segments": segments_count, "cell": cell})
+        return Explanation(maps, extras={"lime_r2": scores_r2, "reliability": rounds.reliability,
+                                         "samples": rounds.used.astype(np.float64), "segments": segments_count,
+                                         "cell": cell})

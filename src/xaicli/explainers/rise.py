@@ -26,6 +26,11 @@ correlate at 0.17 without it and 0.97 with it (docs/metrics.md): it is the defau
 
 Each map comes with its split-half ``reliability`` (the maps of the even and of the odd masks,
 correlated and corrected by Spearman-Brown) and its ``cell`` (the grid cell, in pixels).
+
+Sampling stops when the map is stable: masks are drawn in rounds of ``chunk`` (default 250), and an
+image stops once its reliability reaches ``reliability`` (default 0.95, after at least two rounds)
+or at ``n_masks``, the cap; ``samples`` says how many it took. ``reliability=0`` takes exactly
+``n_masks`` masks, the paper's fixed count. The masks are the same either way (a prefix of them).
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ import numpy as np
 
 from xaicli.api import Blend, Explainer, Explanation
 from xaicli.errors import UsageError
-from xaicli.explainers._common import check_positive, split_half_reliability, weighted_sum
+from xaicli.explainers._common import (
+    Rounds,
+    check_positive,
+    sampling_target,
+    split_half_reliability,
+    weighted_sum,
+)
 
 _CACHE_BYTES = 256 * 2**20
 
@@ -45,12 +56,13 @@ class RISEMasks:
     """N masks for an (H, W) input: grids and shifts drawn once, upsampled on demand."""
 
     def __init__(self, n: int, grid_size: int, p: float, seed: int, size: tuple[int, int]) -> None:
-        rng = np.random.default_rng(seed)
         self.n, self.s, self.p, self.size = n, grid_size, p, size
         h, w = size
         self.cell = (int(np.ceil(h / grid_size)), int(np.ceil(w / grid_size)))
-        self.grids = (rng.random((n, grid_size, grid_size)) < p).astype(np.float32)
-        self.shifts = np.stack([rng.integers(0, self.cell[0], n), rng.integers(0, self.cell[1], n)], axis=1)
+        # two streams, each filled mask by mask: the first k masks of N are the k masks of a run
+        # with N = k (sampling that stops early takes a prefix of the same masks)
+        self.grids = (np.random.default_rng([seed, 0]).random((n, grid_size, grid_size)) < p).astype(np.float32)
+        self.shifts = np.random.default_rng([seed, 1]).integers(0, self.cell, size=(n, 2))
         self._all = self.build(0, n) if n * h * w * 4 <= _CACHE_BYTES else None
 
     def build(self, start: int, stop: int) -> np.ndarray:
@@ -67,16 +79,21 @@ class RISEMasks:
             out[k] = big[dy : dy + h, dx : dx + w]
         return out
 
-    def cycle(self, start: int, stop: int) -> np.ndarray:
-        """Masks ``start % n`` ... for rows ``start:stop`` of a stack that repeats the N masks for
-        each image (a chunk may run from one image's last masks into the next image's first)."""
-        parts = []
-        while start < stop:
-            first = start % self.n
-            end = min(stop, start + self.n - first)
-            parts.append(self.build(first, first + end - start))
-            start = end
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    def round(self, first: int, k: int):
+        """``build(start, stop)`` of a stack that repeats masks ``first:first+k`` for each image:
+        stack row r takes mask ``first + r % k`` (a chunk may run from one image's last masks into
+        the next image's first)."""
+
+        def build(start: int, stop: int) -> np.ndarray:
+            parts = []
+            while start < stop:
+                j = start % k
+                end = min(stop, start + k - j)
+                parts.append(self.build(first + j, first + j + end - start))
+                start = end
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+        return build
 
 
 class RISE(Explainer):
@@ -88,9 +105,13 @@ class RISE(Explainer):
     display: ClassVar[str] = "positive"  # centred: what raises the score above its mean
 
     def __init__(self, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, seed: int = 0,
-                 center: bool | str = True, **params: Any) -> None:
-        super().__init__(n_masks=n_masks, grid_size=grid_size, p=p, seed=seed, center=center, **params)
+                 center: bool | str = True, reliability: float | str | None = 0.95, chunk: int = 250,
+                 **params: Any) -> None:
+        super().__init__(n_masks=n_masks, grid_size=grid_size, p=p, seed=seed, center=center,
+                         reliability=reliability, chunk=chunk, **params)
         self.n_masks = check_positive("n_masks", n_masks)
+        self.reliability = sampling_target(reliability)
+        self.chunk = check_positive("chunk", chunk)
         self.grid_size = check_positive("grid_size", grid_size)
         self.p = float(p)
         if not 0.0 < self.p <= 1.0:
@@ -113,38 +134,53 @@ class RISE(Explainer):
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         images = np.asarray(images, np.float32)
-        b, n = len(images), self.n_masks
-        size = runner.input_shape[:2]
+        b, size = len(images), runner.input_shape[:2]
         masks = self.masks(size)
         # x * M: masked pixels become 0 in model-input units, as in the paper's implementation
         fills = np.zeros((b, 1, 1, images.shape[-1]), np.float32)
-        rows = np.repeat(np.arange(b), n)
         # the sums of the even and of the odd masks, apart: the map is their sum, and the two
         # half-maps give its split-half reliability at no extra model call
         sal = np.zeros((2, b, *size), np.float64)
         score_sums = np.zeros((2, b), np.float64)
-        mask_sum = np.zeros((2, *size), np.float64)  # sum_i M_i per half: the same for every image
-        for start, stop, chunk, scores in runner.iter_blend_scores(Blend(images, fills, rows, masks.cycle), target):
-            owner = rows[start:stop]
-            half = np.arange(start, stop) % n % 2
-            for i in np.unique(owner):
-                for h in (0, 1):
-                    sel = (owner == i) & (half == h)
-                    if not sel.any():
-                        continue
-                    m = chunk[sel]
-                    # einsum, not a BLAS product: OpenBLAS's threads spin after each call and took
-                    # 25-30 % from TensorFlow's on 2 cores (xaicli.explainers._common.weighted_sum)
-                    sal[h, i] += weighted_sum(scores[sel], m)
-                    score_sums[h, i] += scores[sel].sum(dtype=np.float64)
-                    if self.center and i == 0:
-                        mask_sum[h] += m.sum(axis=0, dtype=np.float64)
-        counts = np.array([(n + 1) // 2, n // 2], np.float64)
-        full = sal.sum(axis=0)
+        mask_sums = np.zeros((2, b, *size), np.float64)  # sum_i M_i per half, over the masks each image took
+        counts = np.zeros((2, b), np.float64)
+        rounds = Rounds(b, self.n_masks, self.reliability, self.chunk)
+        for start, stop, active in rounds:
+            k = stop - start
+            rows = np.repeat(np.arange(len(active)), k)
+            blend = Blend(images[active], fills[active], rows, masks.round(start, k))
+            taken = np.zeros((2, *size), np.float64)
+            for first, last, chunk, scores in runner.iter_blend_scores(blend, target.subset(active)):
+                owner = rows[first:last]
+                half = (start + np.arange(first, last) % k) % 2
+                for j in np.unique(owner):
+                    i = active[j]
+                    for h in (0, 1):
+                        sel = (owner == j) & (half == h)
+                        if not sel.any():
+                            continue
+                        m = chunk[sel]
+                        # einsum, not a BLAS product: OpenBLAS's threads spin after each call and took
+                        # 25-30 % from TensorFlow's on 2 cores (xaicli.explainers._common.weighted_sum)
+                        sal[h, i] += weighted_sum(scores[sel], m)
+                        score_sums[h, i] += scores[sel].sum(dtype=np.float64)
+                        counts[h, i] += sel.sum()
+                        if j == 0:  # every image of the round takes the same masks
+                            taken[h] += m.sum(axis=0, dtype=np.float64)
+            mask_sums[:, active] += taken[:, None]
+            halves = self._maps(sal[:, active], score_sums[:, active], mask_sums[:, active], counts[:, active])
+            rounds.report(active, split_half_reliability(halves[0], halves[1]) if stop > 1 else np.full(len(active), np.nan))
+        full = self._maps(sal.sum(axis=0)[None], score_sums.sum(axis=0)[None], mask_sums.sum(axis=0)[None],
+                          counts.sum(axis=0)[None])[0]
+        return Explanation(full, extras={"reliability": rounds.reliability, "samples": rounds.used.astype(np.float64),
+                                         "cell": np.full(b, float(np.mean(masks.cell)))})
+
+    def _maps(self, sal: np.ndarray, score_sums: np.ndarray, mask_sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """``1 / (n p) sum_i score_i M_i`` (centred: minus the mean score times ``sum_i M_i``) per
+        (half, image), from the running sums."""
+        n = np.maximum(counts, 1.0)[:, :, None, None]
+        maps = sal.copy()
         if self.center:
-            full -= (score_sums.sum(axis=0) / n)[:, None, None] * mask_sum.sum(axis=0)
-            sal -= (score_sums / np.maximum(counts, 1)[:, None])[:, :, None, None] * mask_sum[:, None]
-        halves = sal / (np.maximum(counts, 1) * self.p)[:, None, None, None]
-        reliability = split_half_reliability(halves[0], halves[1]) if n > 1 else np.full(b, np.nan)
-        cell = float(np.mean(masks.cell))
-        return Explanation(full / (n * self.p), extras={"reliability": reliability, "cell": np.full(b, cell)})
+            maps -= (score_sums[:, :, None, None] / n) * mask_sums
+        return maps / (n * self.p)
+

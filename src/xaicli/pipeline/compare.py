@@ -174,7 +174,7 @@ def compare(
     method_names = [m.name for m in chosen]
     grouping = Grouping.make(group_by, info, truths)
     gates = [Gate.parse(text) for text in fail_if or ()]
-    gate_columns = [*scorer.columns, SECONDS, "Reliability", "Images"] + ([QUALITY[info.task]] if grouping.kinds
+    gate_columns = [*scorer.columns, SECONDS, "Reliability", "Samples", "Images"] + ([QUALITY[info.task]] if grouping.kinds
                                                                           or truth_source else [])
     for gate in gates:
         gate.check(method_names + [RANDOM_METHOD], gate_columns)

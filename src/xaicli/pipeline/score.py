@@ -172,7 +172,7 @@ def score_run(
                 except XaicliError as exc:
                     failures.append((f"{row['image']} [{key}]", str(exc)))
                     continue
-                extras = {k: _number(row.get(k)) for k in ("reliability", "completeness_gap") if row.get(k)}
+                extras = {k: _number(row.get(k)) for k in ("reliability", "samples", "completeness_gap") if row.get(k)}
                 record.maps.append(MethodMap(row["method"], saliency, _number(row.get("seconds")), row.get("layer") or None,
                                              extras, row.get("display") or "positive", key=key,
                                              cell=_number(row.get("cell")) if row.get("cell") else 0.0))

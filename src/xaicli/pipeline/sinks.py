@@ -21,7 +21,7 @@ from xaicli.pipeline.scoring import RANDOM_METHOD, SECONDS
 from xaicli.pipeline.summary import Summary
 
 MAPS_COLUMNS = ["image", "method", "layer", "target", "target_index", "prediction", "predicted", "confidence",
-                "map", "overlay", "seconds", "completeness_gap", "reliability", "display", "cell"]
+                "map", "overlay", "seconds", "completeness_gap", "reliability", "samples", "display", "cell"]
 
 
 class Sink(Protocol):
@@ -74,7 +74,8 @@ class MapSink:
                    "predicted": fields.get("predicted"), "confidence": fields.get("confidence"),
                    "map": map_path.as_posix(), "overlay": png_path.as_posix(), "seconds": m.seconds,
                    "completeness_gap": m.extras.get("completeness_gap", ""),
-                   "reliability": m.extras.get("reliability", ""), "display": m.display, "cell": m.cell or ""}
+                   "reliability": m.extras.get("reliability", ""), "samples": m.extras.get("samples", ""),
+                   "display": m.display, "cell": m.cell or ""}
             self.index.write(row)
             if len(self.rows) < self.keep_rows:
                 self.rows.append(row)
@@ -219,7 +220,7 @@ class ScoreSink:
         self.out, self.scorer, self.info, self.overwrite = Path(out), scorer, info, overwrite
         self.grouping = grouping
         self.columns = ["image", "method", "target", "prediction", "truth", "region", "normalization",
-                        *scorer.columns, "reliability", "seconds", "flags"]
+                        *scorer.columns, "reliability", "samples", "seconds", "flags"]
         self.stream = CsvStream(self.out / "scores.csv", self.columns, overwrite=overwrite)
         self.summary = Summary(quality_name=QUALITY.get(getattr(info, "task", ""), None) if info is not None else None)
         self.declared = list(order)
@@ -250,10 +251,11 @@ class ScoreSink:
             self.modes.setdefault(key, mode)
             spent = m.seconds if m is not None else math.nan
             reliability = m.extras.get("reliability", math.nan) if m is not None else math.nan
+            samples = m.extras.get("samples", math.nan) if m is not None else math.nan
             flags = self._flags(key, m, reliability)
-            self.summary.add(key, {**values, SECONDS: spent, "Reliability": reliability}, groups)
+            self.summary.add(key, {**values, SECONDS: spent, "Reliability": reliability, "Samples": samples}, groups)
             row = {**base, "method": key, "normalization": mode, **values, "reliability": reliability,
-                   "seconds": spent, "flags": flags}
+                   "samples": samples, "seconds": spent, "flags": flags}
             self.stream.write(row)
             if self.keep_rows:  # the Python API returns them (a notebook's data frame)
                 self.kept.append(row)
@@ -307,7 +309,7 @@ class ScoreSink:
     def rows(self) -> tuple[list[dict[str, Any]], list[str]]:
         self.summary.order = [k for k in self.order() if k in self.summary.order] or self.order()
         modes = {**{k: "positive" for k in self.summary.order}, **self.modes}
-        return self.summary.rows([*self.scorer.columns, SECONDS, "Reliability"], modes)
+        return self.summary.rows([*self.scorer.columns, SECONDS, "Reliability", "Samples"], modes)
 
     def consistency_rows(self) -> list[dict[str, Any]]:
         return [r for key, acc in self.accumulators.items()
