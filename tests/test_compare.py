@@ -73,7 +73,7 @@ def test_compare_end_to_end_writes_every_output(tiny):
     assert result.exit_code == 4, result.output  # the broken file is listed, the rest processed
     assert "broken.png" in result.output
 
-    pages = sorted(out.glob("grid-*.png"))
+    pages = sorted(out.glob("grid-[0-9]*.png"))
     assert [p.name for p in pages] == ["grid-001.png", "grid-002.png"]  # 6 images, 4 per page
     page = read_image(pages[0])
     assert page.shape[1] > 5 * 160 and page.shape[0] > 4 * 160  # 5 columns, 4 rows of 160 px tiles
@@ -220,7 +220,7 @@ def test_compare_fixed_box_outside_the_images_is_refused(tiny, tmp_path):
     assert result.exit_code == 2, result.output
     assert "box:100,100,200,200 lies entirely outside" in result.output and "24x24" in result.output
     assert "Traceback" not in result.output
-    assert not list(out.glob("*.csv")) and not list(out.glob("grid-*.png"))  # nothing half written
+    assert not list(out.glob("*.csv")) and not list(out.glob("grid-[0-9]*.png"))  # nothing half written
 
 
 def test_compare_bad_mask_file_is_listed_and_the_rest_processed(tiny, tmp_path):
@@ -241,7 +241,7 @@ def test_compare_bad_mask_file_is_listed_and_the_rest_processed(tiny, tmp_path):
     assert len({r["image"] for r in rows}) == 6  # every image processed, the bad mask's too
     bad = [r for r in rows if r["image"].endswith("spot_1.png")]
     assert bad and all(r["region"] == "unreadable region" and r["RoiRatio"] == "nan" for r in bad)
-    assert len(list(out.glob("grid-*.png"))) == 6
+    assert len(list(out.glob("grid-[0-9]*.png"))) == 6
 
 
 def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path, monkeypatch):
@@ -263,11 +263,11 @@ def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path,
     monkeypatch.setattr(score.Scorer, "score", failing)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 3 and "simulated failure" in result.output
-    assert not list(out.glob("grid-*.png")) and not list(out.glob(".*"))  # no page, no temporary file
+    assert not list(out.glob("grid-[0-9]*.png")) and not list(out.glob(".*"))  # no page, no temporary file
     monkeypatch.setattr(score.Scorer, "score", original)
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert len(list(out.glob("grid-*.png"))) == 6
+    assert len(list(out.glob("grid-[0-9]*.png"))) == 6
 
 
 def test_compare_on_logits_marks_the_target_and_checks_the_choice(tiny, tmp_path):

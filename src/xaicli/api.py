@@ -314,6 +314,10 @@ class Explainer(ABC):
     needs_blends: ClassVar[bool] = False
     #: it explains conv layers (CAM methods): it has a ``layer`` parameter and :meth:`layer_names`
     uses_layers: ClassVar[bool] = False
+    #: its model evaluations are exactly one forward + backward of the batch itself (the input
+    #: gradient, or the activations and gradients at its layers): with several such methods the
+    #: engine makes that pass once for all of them (``xaicli.runner.shared``)
+    gradient_pass: ClassVar[bool] = False
     #: how its maps are shown and, by default, which of their mass metrics count: ``positive``
     #: (evidence for the target), ``abs`` (magnitudes, for signed attributions), ``minmax`` (minus
     #: the minimum, for maps with a large offset) or ``signed``

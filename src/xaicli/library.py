@@ -100,6 +100,7 @@ def explain(
     batch_size: int = 16,
     frame: int | None = None,
     target_mask: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
 ) -> list[ImageExplanation]:
     """Explain every input with every method; one :class:`ImageExplanation` per input, in order.
 
@@ -115,7 +116,8 @@ def explain(
     if not chosen:
         raise UsageError("name at least one method", parameter="methods")
     pipeline = Pipeline(loaded, chosen, target=None if target is None else str(target), score=score,
-                        batch_size=batch_size, target_masks=target_masks(target_mask), frame=frame)
+                        batch_size=batch_size, target_masks=target_masks(target_mask), frame=frame,
+                        precision=precision)
     results = []
     for record in pipeline.records(sources(inputs)):
         results.append(ImageExplanation(

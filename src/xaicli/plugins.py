@@ -222,7 +222,7 @@ def _check_declarations(kind: str, obj: Any) -> None:
         missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
         raise TypeError(f"{obj.__name__} does not implement {missing}")
     if kind == "explainers":
-        for flag in ("needs_gradients", "needs_scores", "needs_blends", "uses_layers"):
+        for flag in ("needs_gradients", "needs_scores", "needs_blends", "uses_layers", "gradient_pass"):
             if not isinstance(getattr(obj, flag), bool):
                 raise TypeError(f"{obj.__name__}.{flag} must be True or False")
         if obj.display not in api.DISPLAYS:

@@ -45,6 +45,7 @@ def compare(
     alpha: Annotated[float, typer.Option("--alpha", metavar="A", help="Overlay heatmap weight in [0, 1].")] = 0.45,
     save_maps: Annotated[bool, typer.Option("--save-maps", help="Also write every raw map and overlay under OUT/maps/ with maps.csv (for `xaicli score`).")] = False,
     max_size: opt.MaxSize = 1024,
+    precision: opt.Precision = "fp32",
     frame: opt.Frame = None,
     seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the random reference maps and the randomised model.")] = 0,
     output_index: opt.OutputIndex = None,
@@ -87,7 +88,7 @@ def compare(
             batch_size=batch_size, sanity=sanity, random_baseline=random_baseline, labels=labels,
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
             colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,
-            max_size=max_size, frame=frame, progress=progress,
+            max_size=max_size, precision=precision, frame=frame, progress=progress,
         )
     if as_json:
         payload = {

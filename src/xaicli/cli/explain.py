@@ -102,6 +102,7 @@ def explain(
     colormap: Annotated[str, typer.Option(metavar="NAME", help="Overlay colormap: jet, turbo, inferno, viridis, magma, hot, gray.")] = "jet",
     alpha: Annotated[float, typer.Option(metavar="A", help="Overlay heatmap weight in [0, 1].")] = 0.45,
     max_size: opt.MaxSize = 1024,
+    precision: opt.Precision = "fp32",
     at_model_size: Annotated[bool, typer.Option("--at-model-size", help="Write the maps at the model's input resolution, not the image's.")] = False,
     frame: opt.Frame = None,
     output_index: opt.OutputIndex = None,
@@ -131,7 +132,7 @@ def explain(
     with Progress(err_console(), "explain", quiet=quiet) as progress:
         result = run_explain(loaded, inputs, methods, output, target=target, target_mask=target_mask, score=score,
                              batch_size=batch_size, map_format=map_format, colormap=colormap, alpha=alpha,
-                             overwrite=overwrite, frame=frame, max_size=max_size,
+                             overwrite=overwrite, frame=frame, max_size=max_size, precision=precision,
                              map_resolution="model" if at_model_size else "image", progress=progress)
     failures = result.failures
     if as_json:

@@ -77,6 +77,7 @@ class GradCAM(_CAM):
     """Grad-CAM (Selvaraju et al., ICCV 2017): gradient-weighted activations of a conv layer."""
 
     name: ClassVar[str] = "gradcam"
+    gradient_pass: ClassVar[bool] = True
 
     @staticmethod
     def weights(acts: np.ndarray, grads: np.ndarray) -> np.ndarray:

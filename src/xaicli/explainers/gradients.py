@@ -45,6 +45,7 @@ class Saliency(Explainer):
     name: ClassVar[str] = "saliency"
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
+    gradient_pass: ClassVar[bool] = True
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:
         _, grads = runner.gradients(images, target, np.arange(len(images)))
@@ -57,6 +58,7 @@ class GradientXInput(Explainer):
     name: ClassVar[str] = "gradient-x-input"
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
+    gradient_pass: ClassVar[bool] = True
     display: ClassVar[str] = "abs"  # signed attributions: both signs count
 
     def explain(self, runner: Any, images: np.ndarray, target: Any) -> Explanation:

@@ -64,19 +64,18 @@ def ranking(mass: np.ndarray, seed: int) -> np.ndarray:
     return np.lexsort((tiebreak, -mass.ravel()))
 
 
-def curve(
+def perturbed(
     image: np.ndarray,
     mass: np.ndarray,
-    model_fn: Callable[[np.ndarray], Any],
     *,
     mode: str,
     baseline: str,
     steps: int,
     blur_sigma: float,
-    batch_size: int,
     seed: int,
 ) -> np.ndarray:
-    """Target scores after 0..steps steps of deleting (``mode="deletion"``) or inserting pixels."""
+    """The ``steps + 1`` images of a curve: after 0..steps steps of deleting (``mode="deletion"``)
+    or inserting pixels by decreasing mass, (steps + 1, H, W, C) float32."""
     image = np.asarray(image, dtype=np.float32)
     if image.ndim == 2:
         image = image[:, :, None]
@@ -92,16 +91,20 @@ def curve(
     flat_source = source.reshape(-1, channels)
     total = height * width
     counts = [int(np.ceil(k * total / steps)) for k in range(steps + 1)]
-    scores: list[np.ndarray] = []
-    for first in range(0, steps + 1, batch_size):
-        chunk = counts[first : first + batch_size]
-        batch = np.empty((len(chunk), total, channels), dtype=np.float32)
-        for row, count in enumerate(chunk):
-            batch[row] = flat_start
-            changed = order[:count]
-            batch[row, changed] = flat_source[changed]
-        out = np.asarray(model_fn(batch.reshape(len(chunk), height, width, channels)), dtype=np.float64)
-        scores.append(out.reshape(len(chunk)))
+    batch = np.empty((len(counts), total, channels), dtype=np.float32)
+    for row, count in enumerate(counts):
+        batch[row] = flat_start
+        changed = order[:count]
+        batch[row, changed] = flat_source[changed]
+    return batch.reshape(len(counts), height, width, channels)
+
+
+def curve(image: np.ndarray, mass: np.ndarray, model_fn: Callable[[np.ndarray], Any], *, mode: str, baseline: str,
+          steps: int, blur_sigma: float, batch_size: int, seed: int) -> np.ndarray:
+    """Target scores after 0..steps steps of deleting (``mode="deletion"``) or inserting pixels."""
+    stack = perturbed(image, mass, mode=mode, baseline=baseline, steps=steps, blur_sigma=blur_sigma, seed=seed)
+    scores = [np.asarray(model_fn(stack[i : i + batch_size]), dtype=np.float64).reshape(-1)
+              for i in range(0, len(stack), batch_size)]
     return np.concatenate(scores)
 
 
@@ -160,6 +163,17 @@ class _Faithfulness(MapMetric):
 
     def score(self, saliency: np.ndarray, **context: Any) -> float:
         return auc(self.curve(saliency, **context))
+
+    def score_many(self, saliencies: list[np.ndarray], **context: Any) -> list[float]:
+        """The AUCs of several maps of one image (every method's, the random one) from one batched
+        model call: the curves' images stacked, so no chunk is left part-empty per map."""
+        image, model_fn = self._context(context, "image"), self._context(context, "model_fn")
+        stacks = [perturbed(image, nonnegative(s, self.normalization), mode=self.mode, baseline=self.baseline,
+                            steps=self.steps, blur_sigma=self.blur_sigma, seed=self.seed) for s in saliencies]
+        if not stacks:
+            return []
+        scores = np.asarray(model_fn(np.concatenate(stacks)), dtype=np.float64).reshape(len(stacks), -1)
+        return [auc(row) for row in scores]
 
 
 class Deletion(_Faithfulness):

@@ -143,6 +143,7 @@ def compare(
     seed: int = 0,
     frame: int | str | None = None,
     max_size: int = 1024,
+    precision: str = "fp32",
     keep_rows: bool = False,
     keep_predictions: int = 20,
     progress: Callable[[int, int], None] | None = None,
@@ -189,7 +190,7 @@ def compare(
     check_outputs(planned, overwrite)
 
     pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size, frame=frame,
-                        max_size=max_size)
+                        max_size=max_size, precision=precision)
     pipeline.trace(probability="model_fn" in scorer.needs)
     stages = [sanity_stage(pipeline, make_methods(methods), seed)] if sanity else []
     stages.append(score_stage(scorer, random_baseline=random_baseline, seed=seed))

@@ -53,6 +53,7 @@ def explain(
     overwrite: bool = False,
     frame: int | str | None = None,
     max_size: int = 1024,
+    precision: str = "fp32",
     map_resolution: str = "image",
     keep_rows: int = 60,
     progress: Callable[[int, int], None] | None = None,
@@ -73,7 +74,7 @@ def explain(
     if not sources:
         raise InputError(f"no image files found in {', '.join(str(p) for p in inputs)}")
     pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size,
-                        target_masks=target_masks(target_mask), frame=frame, max_size=max_size,
+                        target_masks=target_masks(target_mask), frame=frame, max_size=max_size, precision=precision,
                         map_resolution=map_resolution)
     pipeline.trace()  # layer names and method parameters checked before anything is written
     sinks = [MapSink(out, fmt=map_format, colormap=colormap, alpha=alpha, overwrite=overwrite, keep_rows=keep_rows)]

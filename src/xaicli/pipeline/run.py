@@ -87,6 +87,7 @@ class Pipeline:
         frame: int | str | None = None,
         max_size: int = 1024,
         map_resolution: str = "image",
+        precision: str = "fp32",
     ) -> None:
         from xaicli.preprocessing import PREPROCESSORS
         from xaicli.runner import ModelRunner
@@ -112,7 +113,11 @@ class Pipeline:
             score=score,
             cam_layer=info.cam_layer,
             input_shape=tuple(info.input_shape),
+            precision=precision,
         )
+        self.precision = precision
+        #: what the ``auto`` precision probe measured on the first batch (xaicli.runner.precision.probe)
+        self.probe: dict[str, Any] | None = None
         cams = [m.name for m in self.methods if m.explainer.uses_layers]
         if cams and is_savedmodel(loaded.model):
             from xaicli import plugins
@@ -126,10 +131,22 @@ class Pipeline:
     def batch_size(self) -> int:
         return self.runner.batch_size
 
+    def shared_layers(self) -> list[Any] | None:
+        """The layers of the one forward + backward pass the methods share, or None when fewer than
+        two methods need that pass (``Explainer.gradient_pass``)."""
+        sharers = [m.explainer for m in self.methods if m.explainer.gradient_pass]
+        if len(sharers) < 2:
+            return None
+        refs = {r.path: r for e in sharers if e.uses_layers for r in self.runner.resolve_layers(e.layer_names())}
+        return list(refs.values())
+
     def trace(self, *, probability: bool = False) -> None:
         """Trace every compiled call the methods will make, before any is timed (tracing costs
         0.2-3 s per function the first time and would be charged to whichever method ran first)."""
         explainers = [m.explainer for m in self.methods]
+        shared = self.shared_layers()
+        if shared is not None:
+            self.runner.shared.trace(self.runner, shared)
         self.runner.trace(
             scores=any(e.needs_scores for e in explainers),
             blends=any(e.needs_blends for e in explainers),
@@ -143,8 +160,6 @@ class Pipeline:
                 stages: Sequence[Stage] = (), start: int = 0) -> Iterator[Batch]:
         """Batches of records for ``sources`` (in order), each through read, predict and target,
         explain and then the extra ``stages``; ``truths[i]`` is source i's known truth."""
-        if self.methods and not self.traced:
-            self.trace()
         size = self.batch_size
         for first in range(0, len(sources), size):
             records = [Record(start + first + k, source, truth=None if truths is None else truths[first + k])
@@ -152,10 +167,27 @@ class Pipeline:
             batch = Batch(records)
             read(batch, self)
             predict(batch, self)
+            if self.precision == "auto" and self.probe is None and batch.x is not None and self.methods:
+                self.decide_precision(batch)
+            if self.methods and not self.traced:
+                self.trace()
             explain(batch, self)
             for stage in stages:
                 stage(batch, self)
             yield batch
+
+    def decide_precision(self, batch: Batch) -> None:
+        """``auto``: bfloat16 only where a short probe on this model, machine and batch measured it
+        faster and its input gradients agree with float32's (``xaicli.runner.precision``)."""
+        from xaicli.runner.precision import probe
+
+        self.probe = probe(self.runner._base, batch.x, batch.target.weights)
+        if self.probe["choice"] != self.runner.precision:
+            known = self.runner.shared.values.get("model")  # the batch's scores survive the switch
+            self.runner.use_precision(self.probe["choice"])
+            self.traced = False
+            if known is not None:
+                self.runner.shared.remember_scores(batch.x, batch.target, known)
 
     def records(self, sources: Sequence[Source], **kwargs: Any) -> Iterator[Record]:
         for batch in self.batches(sources, **kwargs):
@@ -236,18 +268,28 @@ def predict(batch: Batch, pipeline: Pipeline) -> None:
         record.prediction = prediction
         record.target = target.subset([j])
     batch.x, batch.target = x, target
+    # the target scores of the unperturbed images, from this one forward pass (occlusion's baseline...)
+    axes = tuple(range(1, outputs.ndim))
+    pipeline.runner.shared.remember_scores(x, target, (outputs * target.weights).sum(axis=axes))
 
 
 def explain(batch: Batch, pipeline: Pipeline) -> None:
-    """Every method on the batch; each image gets its maps at its own resolution."""
+    """Every method on the batch; each image gets its maps at its own resolution. The methods that
+    need the same forward + backward pass get it from one (its time shared out among them)."""
     good = batch.good
     if not good or not pipeline.methods:
         return
     shape = (len(good), *pipeline.runner.input_shape[:2])
+    shared, share = pipeline.shared_layers(), 0.0
+    if shared is not None:
+        started = time.perf_counter()
+        pipeline.runner.shared.compute(pipeline.runner, batch.x, batch.target, shared)
+        sharers = sum(m.explainer.gradient_pass for m in pipeline.methods)
+        share = (time.perf_counter() - started) / len(good) / sharers
     for method in pipeline.methods:
         started = time.perf_counter()
         explanation = Explanation.of(method.explainer.explain(pipeline.runner, batch.x, batch.target))
-        seconds = (time.perf_counter() - started) / len(good)
+        seconds = (time.perf_counter() - started) / len(good) + (share if method.explainer.gradient_pass else 0.0)
         if explanation.maps.shape != shape:
             raise PluginError(f"explainer {method.name!r} returned maps of shape {explanation.maps.shape}, "
                               f"expected {shape}")
@@ -255,6 +297,7 @@ def explain(batch: Batch, pipeline: Pipeline) -> None:
             size = map_size(record.image.shape[:2], pipeline.runner.input_shape[:2], pipeline.max_size,
                             pipeline.map_resolution)
             record.maps.extend(method_maps(method.name, method.explainer.display, explanation, j, seconds, size))
+    pipeline.runner.shared.clear()
 
 
 def map_size(image: tuple[int, int], model: tuple[int, int], max_size: int, resolution: str) -> tuple[int, int]:

@@ -206,12 +206,17 @@ class Scorer:
             return None, EMPTY_REGION, None
         return mask, REGION_OK, None
 
-    def score(self, saliency: np.ndarray, context: dict[str, Any], mode: str = "positive") -> dict[str, float]:
-        """Every column for one map; ``context["regions"]`` holds each region's mask (or None)."""
+    def score(self, saliency: np.ndarray, context: dict[str, Any], mode: str = "positive",
+              known: dict[str, float] | None = None) -> dict[str, float]:
+        """Every column for one map; ``context["regions"]`` holds each region's mask (or None);
+        ``known``: columns already computed (batched, see :meth:`score_record`)."""
         metrics = {m.name: m for m in self._metrics(mode)[0]}
         regions = context.get("regions") or {}
         values: dict[str, float] = {}
         for (metric, region), column in zip(self.layout, self.columns, strict=True):
+            if known and column in known:
+                values[column] = known[column]
+                continue
             ctx = context if region is None else {**context, "region": regions.get(region.label)}
             if any(ctx.get(key) is None for key in metric.requires if key != "cell"):
                 values[column] = math.nan  # e.g. no region for this image: reported, not scored
@@ -219,20 +224,40 @@ class Scorer:
             values[column] = float(metrics[metric.name].score(saliency, **ctx))
         return values
 
+    def _batched(self, maps: list[tuple[str, np.ndarray, str]], context: dict[str, Any]) -> dict[str, dict[str, float]]:
+        """The columns of metrics that score several maps in one model call (deletion, insertion):
+        per map key, for every map of the image at once (grouped by normalisation mode)."""
+        known: dict[str, dict[str, float]] = {key: {} for key, _, _ in maps}
+        for (metric, region), column in zip(self.layout, self.columns, strict=True):
+            if region is not None or not hasattr(metric, "score_many"):
+                continue
+            if any(context.get(key) is None for key in metric.requires):
+                continue
+            for mode in sorted({m for _, _, m in maps}):
+                chosen = [(key, saliency) for key, saliency, m in maps if m == mode]
+                instance = next(m for m in self._metrics(mode)[0] if m.name == metric.name)
+                for (key, _), value in zip(chosen, instance.score_many([s for _, s in chosen], **context), strict=True):
+                    known[key][column] = float(value)
+        return known
+
     def score_record(self, record: Record, *, model_fn: Callable | None = None, random_map: np.ndarray | None = None,
                      regions: dict[str, np.ndarray | None] | None = None) -> None:
         """Score each map of ``record`` (and the ``random`` reference map, if given) into
         ``record.scores``; each map with its own normalisation and native resolution (``cell``)."""
         context: dict[str, Any] = {"regions": regions or {}, "image": record.view, "model_fn": model_fn}
+        maps = [(m.key, m.map, self.mode(m.method, m.display)) for m in record.maps]
+        if random_map is not None:
+            maps.append((RANDOM_METHOD, random_map, "positive"))
+        known = self._batched(maps, context)
         for m in record.maps:
             ctx = {**context, "cell": m.cell}
             if m.key in record.randomized:
                 ctx["random_saliency"] = at_shape(record.randomized[m.key], m.map.shape)
-            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display))
+            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display), known[m.key])
         if random_map is not None:  # the chance reference, scored by the same rules: the coarsest
             # tolerance any method got for this image, and no randomised-model map (those columns NaN)
             cell = max((m.cell for m in record.maps), default=0.0)
-            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell})
+            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell}, known=known[RANDOM_METHOD])
 
 
 def at_shape(saliency: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

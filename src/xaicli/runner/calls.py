@@ -31,6 +31,8 @@ from xaicli.api import Blend, LayerRef, Stack
 from xaicli.errors import ModelError, UsageError
 from xaicli.runner import layers as _layers
 from xaicli.runner.graph import logit_model, tap_model
+from xaicli.runner.precision import check as check_precision
+from xaicli.runner.shared import SharedPass
 
 DEFAULT_BATCH_SIZE = 16
 SCORES = ("probability", "logit")
@@ -58,6 +60,8 @@ class ModelRunner:
     outputs, whichever score the explanations weigh). ``cam_layer``: the default layer of the CAM
     methods (a model file's stored one); None: the rule of :func:`xaicli.runner.layers.default_cam_layer`.
     ``input_shape``: (H, W, C) for a model that accepts any size (default: the model's own).
+    ``precision``: ``fp32``, ``bf16`` or ``mixed`` for the explanations (``auto`` starts at fp32:
+    the pipeline decides with a probe on the first batch; ``xaicli.runner.precision``).
     One runner serves every method, metric and batch of a run.
     """
 
@@ -70,6 +74,7 @@ class ModelRunner:
         score: str = "probability",
         cam_layer: str | None = None,
         input_shape: Sequence[int] | None = None,
+        precision: str = "fp32",
     ) -> None:
         import tensorflow as tf
 
@@ -106,21 +111,41 @@ class ModelRunner:
         self._x_spec = tf.TensorSpec((None, *self.input_shape), tf.float32)
         self._w_spec = tf.TensorSpec((None, *self.output_shape), tf.float32)
         self._axes = list(range(1, 1 + len(self.output_shape)))
-        # Fresh closures per runner (not bound methods): TensorFlow counts traces per Python
-        # function, and would warn about "retracing" when a process builds several runners.
+        self._base = self.explained
+        self.precision = "fp32"
+        self._compile()
+        if precision not in ("fp32", "auto"):
+            self.use_precision(check_precision(precision))
+        self._layers: list[LayerRef] | None = None
+        #: model calls made, in rows (for tests and the benchmark's cost floor)
+        self.rows_evaluated = 0
+
+    def _compile(self) -> None:
+        """The compiled calls. Fresh closures per runner (not bound methods): TensorFlow counts
+        traces per Python function, and would warn about "retracing" when a process builds several."""
+        tf = self._tf
         self._forward = tf.function(lambda x: self._forward_py(x), input_signature=[self._x_spec])
         self._score = tf.function(lambda x, w: self._score_py(x, w), input_signature=[self._x_spec, self._w_spec])
         self._grad = tf.function(lambda x, w: self._grad_py(x, w), input_signature=[self._x_spec, self._w_spec])
-        self._score_model = self._score if self.explained is model else tf.function(
+        self._score_model = self._score if self.explained is self.model else tf.function(
             lambda x, w: self._score_model_py(x, w), input_signature=[self._x_spec, self._w_spec])
         mask_spec = tf.TensorSpec((None, *self.input_shape[:2]), tf.float32)
         rows_spec = tf.TensorSpec((None,), tf.int32)
         self._blend = tf.function(lambda images, fills, rows, masks, w: self._blend_py(images, fills, rows, masks, w),
                                   input_signature=[self._x_spec, self._x_spec, rows_spec, mask_spec, self._w_spec])
-        self._taps: dict[tuple[str, ...], Any] = {}
-        self._layers: list[LayerRef] | None = None
-        #: model calls made, in rows (for tests and the benchmark's cost floor)
-        self.rows_evaluated = 0
+        self._taps = {}
+        self.shared = SharedPass()
+
+    def use_precision(self, precision: str) -> None:
+        """Explain with the model in ``precision`` (``xaicli.runner.precision``): predictions and
+        the faithfulness scores stay on the float32 model. Recompiles the calls."""
+        from xaicli.runner.precision import reduced
+
+        if precision == self.precision:
+            return
+        self.explained = self._base if precision == "fp32" else reduced(self._base, precision)
+        self.precision = precision
+        self._compile()
 
     # -------------------------------------------------------------- compiled bodies
 
@@ -235,6 +260,9 @@ class ModelRunner:
 
     def scores(self, x: np.ndarray | Stack, target: Any, rows: Any = None, *, probability: bool = False) -> np.ndarray:
         """Target scores (n,) of every row of ``x`` (see :meth:`iter_scores`)."""
+        cached = self.shared.scores(x, target, rows, probability, self.explained is self.model)
+        if cached is not None:
+            return cached
         parts = [s for _, _, s in self.iter_scores(x, target, rows, probability=probability)]
         return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
 
@@ -248,6 +276,9 @@ class ModelRunner:
 
     def gradients(self, x: np.ndarray | Stack, target: Any, rows: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Target scores (n,) and their input gradients (n, H, W, C)."""
+        cached = self.shared.gradients(x, target, rows)
+        if cached is not None:
+            return cached
         scores, grads = [], []
         for _, _, _, s, g in self.iter_gradients(x, target, rows):
             scores.append(s)
@@ -350,6 +381,9 @@ class ModelRunner:
 
     def activation_gradients(self, x: np.ndarray, target: Any, refs: Sequence[LayerRef], rows: Any = None) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
         """Scores (n,), activations and gradients of the score w.r.t. them, per layer."""
+        cached = self.shared.activation_gradients(x, target, refs, rows)
+        if cached is not None:
+            return cached
         _, grad = self._tap(refs)
         stack = _as_stack(x, rows)
         scores, acts, grads = [], [[] for _ in refs], [[] for _ in refs]
