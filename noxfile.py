@@ -62,8 +62,17 @@ def bench_memory(session: nox.Session) -> None:
     session.run("python", "benchmarks/memory.py", *session.posargs)
 
 
+@nox.session(name="bench-speed")
+def bench_speed(session: nox.Session) -> None:
+    """Below the fp32 floor: bf16 vs fp32 (with map correlation), shared passes, adaptive sampling, cold start."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/speed.py", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """All benchmarks (explainers, then DICOM); results land in bench-results/."""
+    """All benchmarks (explainers, speed, memory, then DICOM); results land in bench-results/."""
     session.notify("bench-explainers", session.posargs)
+    session.notify("bench-speed", session.posargs)
+    session.notify("bench-memory", session.posargs)
     session.notify("bench-dicom", session.posargs)

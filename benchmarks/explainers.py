@@ -31,20 +31,21 @@ import numpy as np  # noqa: E402
 
 FULL = {
     "gradcam": {}, "gradcam++": {}, "saliency": {},
-    "smoothgrad": {"n_samples": 50},
+    # fixed counts (reliability 0): the same work as the peers do, not adaptive sampling
+    "smoothgrad": {"n_samples": 50, "reliability": 0},
     "ig": {"steps": 50},
     "occlusion": {"patch_size": 32, "stride": 16},
     # the peers' settings: RISE as in the paper (not centred), LIME with the package's quickshift
-    "rise": {"n_masks": 4000, "grid_size": 7, "p": 0.5, "center": False},
-    "lime": {"num_samples": 1000, "segmentation": "quickshift"},
+    "rise": {"n_masks": 4000, "grid_size": 7, "p": 0.5, "center": False, "reliability": 0},
+    "lime": {"num_samples": 1000, "segmentation": "quickshift", "reliability": 0},
     "scorecam": {"max_channels": 256},
 }
 QUICK = {
     **FULL,
-    "smoothgrad": {"n_samples": 16},
+    "smoothgrad": {"n_samples": 16, "reliability": 0},
     "ig": {"steps": 16},
-    "rise": {"n_masks": 400, "grid_size": 7, "p": 0.5, "center": False},
-    "lime": {"num_samples": 200, "segmentation": "quickshift"},
+    "rise": {"n_masks": 400, "grid_size": 7, "p": 0.5, "center": False, "reliability": 0},
+    "lime": {"num_samples": 200, "segmentation": "quickshift", "reliability": 0},
     "scorecam": {"max_channels": 64},
 }
 

@@ -14,10 +14,12 @@ import sys
 def quiet_tensorflow() -> None:
     """Keep TensorFlow's start-up chatter (oneDNN notes, "no CUDA driver", retracing warnings) out
     of the terminal; a value the user set in ``TF_CPP_MIN_LOG_LEVEL`` wins."""
+    # TensorFlow's Python warnings ("triggered tf.function retracing" when a process builds several
+    # runners, each with its own compiled calls) speak of TensorFlow's internals, not the user's work
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     # TensorFlow >= 2.17 logs through absl before absl's logging is initialised, which ignores
     # TF_CPP_MIN_LOG_LEVEL and writes straight to file descriptor 2: silence it for the import.
     if not any(isinstance(finder, _QuietTensorFlowImport) for finder in sys.meta_path):
