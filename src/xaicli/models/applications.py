@@ -9,6 +9,7 @@ named for Grad-CAM.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,8 +23,9 @@ class _Application(ModelSpec):
     default_input_shape: ClassVar[tuple[int, int, int]] = (224, 224, 3)
     cam_layer_name: ClassVar[str] = ""
 
-    def _backbone(self, inputs, params: dict[str, Any], weights: str | None):  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _backbone(self, inputs, params: dict[str, Any], weights: str | None):
+        """The Keras application on ``inputs``, with ``weights`` (a local file) or none."""
 
     def build(self, input_shape, task, num_outputs, **params: Any):
         import keras
