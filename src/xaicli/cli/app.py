@@ -82,6 +82,7 @@ def _register() -> None:
         plugins_cmd,
         predict,
         score,
+        serve,
         train,
     )
 
@@ -93,6 +94,7 @@ def _register() -> None:
     app.command("dicom-anonymize")(anonymize.dicom_anonymize)
     app.command("consistency-study")(consistency_study.consistency_study)
     app.command("plugins")(plugins_cmd.plugins)
+    app.command("serve")(serve.serve)
 
 
 _register()

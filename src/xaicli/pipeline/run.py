@@ -69,7 +69,9 @@ class Pipeline:
     ``target``: ``predicted`` (default), a class index or name, ``output:k``; ``score``:
     ``probability`` or ``logit``; ``target_masks`` (segmentation): a :class:`~xaicli.io.MaskMatcher`
     giving each image the mask whose summed output is explained; ``frame``: which frame of
-    multi-frame files to read.
+    multi-frame files to read; ``runner``: a :class:`~xaicli.runner.ModelRunner` of the same model
+    shared with other pipelines (a server keeps one per model and score, so a new method or target
+    does not trace the model's calls again); its ``score`` and ``batch_size`` then apply.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Pipeline:
         batch_size: int = 16,
         target_masks: Any = None,
         frame: int | None = None,
+        runner: Any = None,
     ) -> None:
         from xaicli.preprocessing import PREPROCESSORS
         from xaicli.runner import ModelRunner
@@ -95,7 +98,11 @@ class Pipeline:
         if target_masks is not None and info.task != "segmentation":
             raise UsageError("target_mask applies to segmentation models only", parameter="target_mask")
         self.target_masks = target_masks
-        self.runner = ModelRunner(
+        if runner is not None:
+            if runner.model is not loaded.model:
+                raise ValueError("a shared runner must run the pipeline's own model")
+            self.score = runner.score_kind
+        self.runner = runner if runner is not None else ModelRunner(
             loaded.model,
             batch_size=batch_size,
             preprocess=lambda images: PREPROCESSORS[info.preprocessing](np.asarray(images, np.float32)),
