@@ -25,6 +25,13 @@ def serve(
     log_level: str = typer.Option("info", help="Log level: debug, info, warning, error."),
 ) -> None:
     """Serve MODELS over HTTP: POST /predict and /explain (multipart 'image'), GET / (a web page), /health, /ready, /docs."""
+    import importlib.util
+
+    from xaicli.errors import UsageError
+
+    missing = [m for m in ("fastapi", "uvicorn", "python_multipart", "jinja2") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"xaicli serve needs {', '.join(missing)}: pip install 'xaicli[serve]'")
     from xaicli.models.io import load_model
     from xaicli.serve.config import Limits, ServeConfig, model_specs, parse_methods
     from xaicli.serve.core import InferenceCore
