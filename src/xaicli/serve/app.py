@@ -59,13 +59,10 @@ def create_app(core: InferenceCore, *, token: bytes | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        await core.start()
-        interval = max(0.05, min(config.ttl / 4.0, 30.0))
-        sweeper = asyncio.create_task(_sweep(core, interval))
+        await core.start()  # models loaded once, the worker and the TTL sweeper started
         try:
             yield
         finally:
-            sweeper.cancel()
             await core.stop()
 
     app = FastAPI(title="xaicli serve", version=__version__, lifespan=lifespan,
@@ -187,13 +184,6 @@ def create_app(core: InferenceCore, *, token: bytes | None = None) -> FastAPI:
 def _model_fields(name: str, info: Any) -> dict[str, Any]:
     return {"name": name, "task": info.task, "classes": list(info.class_names),
             "input_shape": list(info.input_shape)}
-
-
-async def _sweep(core: InferenceCore, interval: float) -> None:
-    """Remove upload folders older than the TTL, every ``interval`` seconds, until cancelled."""
-    while True:
-        await asyncio.sleep(interval)
-        await asyncio.to_thread(core.store.sweep)
 
 
 def _render_page(core: InferenceCore, *, token_required: bool) -> str:

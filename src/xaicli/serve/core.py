@@ -102,6 +102,7 @@ class InferenceCore:
         #: the de-identification key: random per start (nothing de-identified here leaves the service)
         self.secret = secrets.token_bytes(32)
         self.ready = False
+        self._sweeper: asyncio.Task | None = None
         self._runners: dict[tuple[str, str], Any] = {}
         self._pipelines: OrderedDict[Hashable, tuple[Any, Any]] = OrderedDict()
 
@@ -115,13 +116,21 @@ class InferenceCore:
     # ---------------------------------------------------------------- life cycle
 
     async def start(self) -> None:
-        """Open the store, start the worker, load the models (in the worker); warm up in the
-        background (``ready`` turns True when every model's calls are traced)."""
+        """Open the store and its sweeper, start the worker, load the models (in the worker); warm
+        up in the background (``ready`` turns True when every model's calls are traced)."""
         self.store.open()
+        self._sweeper = asyncio.create_task(self._sweep())
         self.batcher.start()
         await asyncio.wrap_future(self.batcher.call(self._load))
         warm = self.batcher.call(self._warm_up)
         warm.add_done_callback(self._warmed)
+
+    async def _sweep(self) -> None:
+        """Remove upload folders older than the TTL, a few times per TTL, until stopped."""
+        interval = max(0.05, min(self.config.ttl / 4.0, 30.0))
+        while True:
+            await asyncio.sleep(interval)
+            await asyncio.to_thread(self.store.sweep)
 
     def _warmed(self, future: Any) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -131,6 +140,9 @@ class InferenceCore:
 
     async def stop(self) -> None:
         self.ready = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         await asyncio.to_thread(self.batcher.stop)
         self.store.close()
 
