@@ -68,7 +68,8 @@ def error_of(response, status: int) -> str:
 
 def test_health_readiness_models_and_the_openapi_document(served):
     assert served.client.get("/health").json() == {"status": "ok"}
-    assert served.client.get("/ready").json() == {"status": "ready", "models": ["chest"]}
+    ready = served.client.get("/ready").json()
+    assert ready["status"] == "ready" and ready["models"] == ["chest"] and set(ready["batched"]) == {"batches", "images"}
     models = served.client.get("/models").json()
     assert models["models"][0]["classes"] == ["cavity", "consolidation", "nodule", "normal"]
     assert models["methods"][0] == "gradcam" and "ig" in models["methods"]

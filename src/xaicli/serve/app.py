@@ -164,7 +164,8 @@ def create_app(core: InferenceCore, *, token: bytes | None = None) -> FastAPI:
              responses={503: {"description": "starting or stopping"}})
     async def ready() -> JSONResponse:
         if core.ready and core.batcher.alive:
-            return JSONResponse({"status": "ready", "models": list(core.models)})
+            return JSONResponse({"status": "ready", "models": list(core.models),
+                                 "batched": {"batches": core.batcher.batches, "images": core.batcher.jobs}})
         return JSONResponse({"error": "the service is not ready (models warming up or stopping)",
                              "status": "starting"}, status_code=503)
 

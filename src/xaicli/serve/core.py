@@ -104,6 +104,9 @@ class InferenceCore:
         self.ready = False
         self._sweeper: asyncio.Task | None = None
         self._runners: dict[tuple[str, str], Any] = {}
+        # looked up once: the registry reads the installed packages' entry points on every call
+        self._metrics: frozenset[str] | None = None
+        self._layered: frozenset[str] | None = None
         self._pipelines: OrderedDict[Hashable, tuple[Any, Any]] = OrderedDict()
 
     @property
@@ -171,18 +174,22 @@ class InferenceCore:
             raise Refused(404, f"no model named {model!r}; served: {', '.join(self.models)}")
         if options.score not in SCORES:
             raise Refused(400, f"score must be probability or logit, not {options.score!r}")
+        if self._metrics is None:
+            self._metrics = frozenset(plugins.names("metrics"))
+            self._layered = frozenset(m for m in self.config.methods if plugins.accepts("explainers", m, "layer"))
         method, metrics = options.method, tuple(options.metrics)
         if method is not None:
             if method not in self.config.methods:
                 raise Refused(400, f"method {method!r} is not served; served: {', '.join(self.config.methods)}")
-            if options.layer and not plugins.accepts("explainers", method, "layer"):
+            if options.layer and method not in self._layered:
                 raise Refused(400, f"layer applies to the CAM methods, not {method!r}")
             metrics = metrics or tuple(default_metrics(region=True, model=False))
             for name in metrics:
-                try:
-                    plugins.entry("metrics", name)
-                except XaicliError as exc:
-                    raise refusal(exc) from None
+                if name not in self._metrics:
+                    try:
+                        plugins.entry("metrics", name)  # the registry's message, with the closest name
+                    except XaicliError as exc:
+                        raise refusal(exc) from None
         elif options.layer or metrics:
             raise Refused(400, "layer and metrics apply to explain, not predict")
         return model, method, options.layer or None, options.target or None, options.score, metrics
