@@ -25,7 +25,7 @@ from serve_helpers import (
 )
 
 import xaicli
-from xaicli.io import read_image, read_mask
+from xaicli.io import read_image
 
 DICOM = ROOT / "sample_data" / "dicom"
 LESIONS = ROOT / "sample_data" / "chest" / "masks" / "lesion" / "test"
@@ -125,18 +125,16 @@ def test_explain_takes_method_layer_target_and_score(served):
     assert logit["target"].endswith("(logit)")
 
 
-def test_a_region_sent_with_the_image_is_scored_by_the_metric_plugins(served):
-    from xaicli.pipeline.scoring import Scorer, default_metrics
-
+def test_a_region_sent_with_the_image_is_scored_as_compare_scores_it(served, chest):
     mask = LESIONS / "nodule" / NODULE.name
-    doc = served.post("/explain", NODULE.read_bytes(), region=mask.read_bytes(), params={"maps": "true"}).json()
+    doc = served.post("/explain", NODULE.read_bytes(), region=mask.read_bytes()).json()
     (entry,) = doc["explanations"]
     assert doc["region"] == "ok"
-    scorer = Scorer(default_metrics(region=True, model=False), available=("region", "image"))
-    expected = scorer.score(np.asarray(entry["map"], np.float32), {"region": read_mask(mask), "image": None})
-    assert set(entry["scores"]) == set(expected) == {"RoiRatio", "BackgroundRatio", "Entropy", "PointingHit"}
-    for column, value in expected.items():
-        assert entry["scores"][column] == pytest.approx(value, abs=1e-6), column
+    assert {"RoiRatio", "BackgroundRatio", "Entropy", "PointingHit"} <= set(entry["scores"])
+    comparison = xaicli.compare(chest, [NODULE], "gradcam", roi=str(LESIONS / "nodule"))
+    row = next(r for r in comparison.rows if r["method"] == "gradcam")
+    for column, value in entry["scores"].items():
+        assert value == pytest.approx(row[column], abs=1e-6), column
     assert entry["scores"]["PointingHit"] == 1.0  # the shipped model's Grad-CAM points into this lesion
     deletion = served.post("/explain", NODULE.read_bytes(), params={"metrics": "deletion"}).json()
     assert list(deletion["explanations"][0]["scores"]) == ["Deletion"]
