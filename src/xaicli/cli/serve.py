@@ -49,4 +49,7 @@ def serve(
     # then holds them (loaded once) and warms them up.
     loaded = {name: load_model(path) for name, path in model_specs(models).items()}
     typer.echo(f"serving {', '.join(loaded)} on http://{host}:{port}/ (Ctrl-C stops)", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and token_file is None:
+        typer.secho(f"warning: {host} is reachable from other machines and no --token-file is set: anyone who "
+                    "reaches it can send images", fg="yellow", err=True)
     run(InferenceCore(loaded, config), log_level=log_level)

@@ -15,7 +15,6 @@ request gave up (timed out, client gone) before the worker reached it is skipped
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -26,7 +25,6 @@ from typing import Any
 
 from xaicli.serve.errors import Refused
 
-log = logging.getLogger("xaicli.serve")
 _STOP = object()
 
 

@@ -136,8 +136,10 @@ class InferenceCore:
             await asyncio.to_thread(self.store.sweep)
 
     def _warmed(self, future: Any) -> None:
-        if future.cancelled() or future.exception() is not None:
-            log.error("warm-up failed: %s", type(future.exception()).__name__ if not future.cancelled() else "cancelled")
+        if future.cancelled():
+            return
+        if future.exception() is not None:  # the service stays up, unready: /ready says so
+            log.error("warm-up failed (%s): the service is not ready", type(future.exception()).__name__)
             return
         self.ready = True
 
