@@ -25,14 +25,9 @@ def _basic_profile() -> Any:
 def deidentify(ds: Any, key: bytes) -> str:
     """De-identify the pydicom data set ``ds`` in place; returns why its pixels may show patient
     data (``"YES"``, ``"unknown (US)"``) or ``""`` when nothing suggests so."""
-    from xaicli.anonymize.engine import (
-        DEFAULT_BURNED_IN_MODALITIES,
-        Settings,
-        anonymize_dataset,
-        burned_in_status,
-    )
+    from xaicli.anonymize.engine import Settings, anonymize_dataset, burned_in_status
 
     settings = Settings(rules=_basic_profile(), key=key)
-    burned = burned_in_status(ds, frozenset(DEFAULT_BURNED_IN_MODALITIES))
+    burned = burned_in_status(ds, settings.burned_in_modalities)
     anonymize_dataset(ds, settings)
     return burned
