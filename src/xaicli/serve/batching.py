@@ -2,8 +2,10 @@
 
 Every model call of the service happens in the worker thread (TensorFlow never runs on the event
 loop, and one thread owns the runners, which are not thread-safe). The worker takes the first job
-waiting, then whatever else arrives within ``max_wait`` seconds, up to ``max_batch`` jobs, and
-hands them to ``run`` grouped by their key (the same model, method, layer, target: the same
+waiting, then whatever else is waiting, and -- while ``expecting()`` says more requests are on their
+way (uploads being checked) -- what arrives within ``max_wait`` seconds, up to ``max_batch`` jobs
+(a lone request never waits for company that is not coming), and hands them to ``run`` grouped by
+their key (the same model, method, layer, target: the same
 pipeline), so that while a batch runs the next one fills up. That is dynamic batching as model
 servers do it (e.g. TensorFlow Serving's batching, Clipper, NSDI 2017): at 16 concurrent clients a
 batch holds about 16 images and the service runs near the runner's batched throughput.
@@ -56,8 +58,10 @@ class Batcher:
     a test hook (hold the worker to fill the queue deterministically)."""
 
     def __init__(self, run: Callable[[Hashable, list[Job]], None], *, max_batch: int = 16,
-                 max_wait: float = 0.005, queue_size: int = 64, retry_after: int = 1) -> None:
+                 max_wait: float = 0.005, queue_size: int = 64, retry_after: int = 1,
+                 expecting: Callable[[], bool] | None = None) -> None:
         self.run = run
+        self.expecting = expecting or (lambda: True)
         self.max_batch = int(max_batch)
         self.max_wait = float(max_wait)
         self.retry_after = int(retry_after)
@@ -118,11 +122,16 @@ class Batcher:
         jobs, stop = [first], False
         deadline = time.monotonic() + self.max_wait
         while len(jobs) < self.max_batch:
-            remaining = deadline - time.monotonic()
             try:
-                item = self.queue.get(timeout=remaining) if remaining > 0 else self.queue.get_nowait()
+                item = self.queue.get_nowait()
             except queue.Empty:
-                break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self.expecting():
+                    break
+                try:  # short slices: stop waiting as soon as nothing more is on its way
+                    item = self.queue.get(timeout=min(remaining, 0.001))
+                except queue.Empty:
+                    continue
             if item is _STOP:
                 stop = True
                 break

@@ -98,7 +98,10 @@ class InferenceCore:
         self.models: dict[str, Any] = dict(models)
         self.store = TempStore(self.config.ttl, self.config.temp_dir)
         self.batcher = Batcher(self._run, max_batch=self.config.max_batch, max_wait=self.config.max_wait,
-                               queue_size=self.config.queue_size, retry_after=self.config.retry_after)
+                               queue_size=self.config.queue_size, retry_after=self.config.retry_after,
+                               expecting=lambda: self._arriving > 0)
+        #: requests whose upload is being checked: the worker waits for them to fill a batch
+        self._arriving = 0
         #: the de-identification key: random per start (nothing de-identified here leaves the service)
         self.secret = secrets.token_bytes(32)
         self.ready = False
@@ -206,14 +209,19 @@ class InferenceCore:
         if region is not None and options.method is None:
             raise Refused(400, "a region is scored against a map: send it to explain")
         folder = self.store.new()
+        self._arriving += 1
         try:
-            accepted = await asyncio.to_thread(accept_image, image, self.store, folder, self.limits, self.secret,
-                                               frame=options.frame)
-            if region is not None:
-                await asyncio.to_thread(accept_region, region, self.store, folder, self.limits, accepted.image.shape)
-            scored = region is not None or bool(options.metrics)
-            job = Job(key, _Work(Source(accepted.path, folder, "upload", accepted.image), scored))
-            future = self.batcher.submit(job)
+            try:
+                accepted = await asyncio.to_thread(accept_image, image, self.store, folder, self.limits, self.secret,
+                                                   frame=options.frame)
+                if region is not None:
+                    await asyncio.to_thread(accept_region, region, self.store, folder, self.limits,
+                                            accepted.image.shape)
+                scored = region is not None or bool(options.metrics)
+                job = Job(key, _Work(Source(accepted.path, folder, "upload", accepted.image), scored))
+                future = self.batcher.submit(job)
+            finally:
+                self._arriving -= 1
             try:
                 record = await asyncio.wait_for(asyncio.wrap_future(future), timeout=self.config.request_timeout)
             except asyncio.TimeoutError:
