@@ -112,7 +112,8 @@ def create_app(core: InferenceCore, *, token: bytes | None = None) -> FastAPI:
                 from xaicli.io.render import check_colormap
 
                 check_colormap(colormap)
-            parts = await upload(request)
+            with core.arriving():  # the worker waits for this one to fill its batch
+                parts = await upload(request)
             analysis = await core.analyse(parts["image"], options, region=parts.get("region"))
             doc = await asyncio.to_thread(results.body, analysis, colormap=colormap, alpha=alpha,
                                           max_side=limits.max_side, numbers=maps)

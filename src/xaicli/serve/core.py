@@ -17,10 +17,11 @@ request timeout, remove the folder. The record comes back with the image, predic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,16 @@ class InferenceCore:
 
     # ---------------------------------------------------------------- requests
 
+    @contextlib.contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request on its way to the queue (its body arriving, its upload being checked):
+        while any is, the worker waits up to ``max_wait`` to batch it with the others."""
+        self._arriving += 1
+        try:
+            yield
+        finally:
+            self._arriving -= 1
+
     def key(self, options: Options) -> Hashable:
         """The pipeline a request runs on; checks what can be checked without the model (400)."""
         from xaicli import plugins
@@ -209,9 +220,8 @@ class InferenceCore:
         if region is not None and options.method is None:
             raise Refused(400, "a region is scored against a map: send it to explain")
         folder = self.store.new()
-        self._arriving += 1
         try:
-            try:
+            with self.arriving():
                 accepted = await asyncio.to_thread(accept_image, image, self.store, folder, self.limits, self.secret,
                                                    frame=options.frame)
                 if region is not None:
@@ -220,8 +230,6 @@ class InferenceCore:
                 scored = region is not None or bool(options.metrics)
                 job = Job(key, _Work(Source(accepted.path, folder, "upload", accepted.image), scored))
                 future = self.batcher.submit(job)
-            finally:
-                self._arriving -= 1
             try:
                 record = await asyncio.wait_for(asyncio.wrap_future(future), timeout=self.config.request_timeout)
             except asyncio.TimeoutError:
