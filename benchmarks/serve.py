@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-wait-ms", default="5")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.clients.split(",")]
+    load_before = os.getloadavg()[0]
     floors = {"predict": batched_floor(None, max(1, args.requests // 16)),
               "explain gradcam": batched_floor("gradcam", max(1, args.requests // 16))}
     for name, value in floors.items():
@@ -130,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n| batched floor (pipeline, batches of 16, same model, same run) | images/s |\n|---|---:|")
     for name, value in floors.items():
         print(f"| {name} | {value:.1f} |")
+    print(f"\n{os.cpu_count()} CPUs; load average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end "
+          "(other processes on the machine take their share of the cores)")
     return 0
 
 
