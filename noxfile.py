@@ -69,6 +69,13 @@ def bench_speed(session: nox.Session) -> None:
     session.run("python", "benchmarks/speed.py", *session.posargs)
 
 
+@nox.session(name="bench-serve")
+def bench_serve(session: nox.Session) -> None:
+    """`xaicli serve`: requests/s and p50/p95 latency at 1, 4 and 16 clients vs the batched floor."""
+    session.install("-e", ".[serve]", "httpx")
+    session.run("python", "benchmarks/serve.py", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """All benchmarks (explainers, speed, memory, then DICOM); results land in bench-results/."""

@@ -206,9 +206,8 @@ def test_the_models_people_have(tmp_path):
 
 
 def test_frames_of_multi_frame_dicom_and_tiff(tmp_path):
-    from PIL import Image
-
     from helpers import write_dicom
+    from PIL import Image
 
     frames = np.stack([np.full((16, 16), v, np.uint16) for v in (100, 2000, 4000)])
     write_dicom(tmp_path / "in" / "multi.dcm", frames)

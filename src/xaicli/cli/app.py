@@ -112,6 +112,7 @@ def _register() -> None:
         plugins_cmd,
         predict,
         score,
+        serve,
         train,
     )
 
@@ -119,7 +120,7 @@ def _register() -> None:
                            ("score", score.score), ("compare", compare.compare),
                            ("dicom-anonymize", anonymize.dicom_anonymize),
                            ("consistency-study", consistency_study.consistency_study),
-                           ("plugins", plugins_cmd.plugins)):
+                           ("plugins", plugins_cmd.plugins), ("serve", serve.serve)):
         app.command(name, epilog=epilog(name))(function)
 
 

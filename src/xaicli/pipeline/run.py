@@ -73,6 +73,9 @@ class Pipeline:
     ``xaicli.io.discover(..., frames="all")``). ``max_size``: maps are made at most this many
     pixels on their long side (0: the image's size; memory and files stay bounded whatever the
     input); ``map_resolution``: ``image`` (the default) or ``model`` (the model input's size).
+    ``runner``: a :class:`~xaicli.runner.ModelRunner` of the same model shared with other
+    pipelines (a server keeps one per model and score, so a new method or target does not trace
+    the model's calls again); its ``score``, ``batch_size`` and ``precision`` then apply.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Pipeline:
         max_size: int = 1024,
         map_resolution: str = "image",
         precision: str = "fp32",
+        runner: Any = None,
     ) -> None:
         from xaicli.preprocessing import PREPROCESSORS
         from xaicli.runner import ModelRunner
@@ -106,7 +110,11 @@ class Pipeline:
         if target_masks is not None and info.task != "segmentation":
             raise UsageError("target_mask applies to segmentation models only", parameter="target_mask")
         self.target_masks = target_masks
-        self.runner = ModelRunner(
+        if runner is not None:
+            if runner.model is not loaded.model:
+                raise ValueError("a shared runner must run the pipeline's own model")
+            self.score = runner.score_kind
+        self.runner = runner if runner is not None else ModelRunner(
             loaded.model,
             batch_size=batch_size,
             preprocess=lambda images: PREPROCESSORS[info.preprocessing](np.asarray(images, np.float32)),
@@ -115,7 +123,7 @@ class Pipeline:
             input_shape=tuple(info.input_shape),
             precision=precision,
         )
-        self.precision = precision
+        self.precision = precision if runner is None else self.runner.precision
         #: what the ``auto`` precision probe measured on the first batch (xaicli.runner.precision.probe)
         self.probe: dict[str, Any] | None = None
         cams = [m.name for m in self.methods if m.explainer.uses_layers]

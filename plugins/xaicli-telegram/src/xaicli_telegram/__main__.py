@@ -1,0 +1,3 @@
+from xaicli_telegram.cli import main
+
+main()
