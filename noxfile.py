@@ -19,8 +19,8 @@ DICOM_PEERS = ["dicognito==0.19.0", "deid==0.4.13", "dicom-anonymizer==2.1.0"]
 @nox.session
 def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after --)."""
-    session.install("-e", ".[test]")  # before the plugin that requires it (see .ci/run)
-    session.install("./plugins/xaicli-edges")
+    # the same setup as the README's test command and CI (in the session's environment: its python first on PATH)
+    session.run("bash", "scripts/setup-tests.sh", external=True)
     session.run("pytest", *session.posargs)
 
 

@@ -62,6 +62,8 @@ EXAMPLES = {
     "consistency-study": ["xaicli consistency-study sample_data/chest/train sample_data/chest/test -o out/study "
                           "--depths 2,3 --epochs 20"],
     "plugins": ["xaicli plugins explainers", "xaicli plugins --no-check --json"],
+    "serve": ["xaicli serve --model sample_data/models/chest/model.keras --port 8000",
+              "xaicli serve --model chest=a.keras --model faces=b.keras --token-file token.txt"],
 }
 
 
