@@ -69,6 +69,13 @@ def bench_speed(session: nox.Session) -> None:
     session.run("python", "benchmarks/speed.py", *session.posargs)
 
 
+@nox.session(name="bench-verdicts")
+def bench_verdicts(session: nox.Session) -> None:
+    """Region hits at the defaults and seed-to-seed agreement of the sampled maps on the shipped sets."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/verdicts.py", *session.posargs)
+
+
 @nox.session(name="bench-serve")
 def bench_serve(session: nox.Session) -> None:
     """`xaicli serve`: requests/s and p50/p95 latency at 1, 4 and 16 clients vs the batched floor."""
@@ -78,8 +85,10 @@ def bench_serve(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """All benchmarks (explainers, speed, memory, then DICOM); results land in bench-results/."""
+    """All benchmarks (explainers, speed, verdicts, memory, serve, then DICOM); results land in bench-results/."""
     session.notify("bench-explainers", session.posargs)
     session.notify("bench-speed", session.posargs)
+    session.notify("bench-verdicts", session.posargs)
     session.notify("bench-memory", session.posargs)
+    session.notify("bench-serve", session.posargs)
     session.notify("bench-dicom", session.posargs)

@@ -8,11 +8,14 @@
    default (reliability 0.95) took per image against the fixed counts, with the reliability each
    reached;
 4. **cold start** -- a one-image ``xaicli explain`` in a fresh process against its floor (Python
-   start + TensorFlow import + model load + one compiled call, in a fresh process too).
+   start + TensorFlow import + model load + one compiled call, in a fresh process too);
+5. **the README's main job** -- the whole command at the defaults against the same command at the
+   fixed sample counts it used before (RISE 4000 masks, LIME 1000 samples), with the reliability
+   of the maps each gives.
 
 Figures are ratios taken in the same run: the machine's speed drifts, the ratios do not.
 
-    python benchmarks/speed.py [--parts precision,shared,adaptive,cold] [--images 16] [--rounds 3]
+    python benchmarks/speed.py [--parts precision,shared,adaptive,cold,main] [--images 16] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -179,7 +182,45 @@ def cold_part(args, lines):
     print(lines[-2], flush=True)
 
 
-PARTS = {"precision": precision_part, "shared": shared_part, "adaptive": adaptive_part, "cold": cold_part}
+MAIN_JOB = ["compare", "--methods", "gradcam,ig,lime,rise", str(SAMPLE / "chest/test"), "--model",
+            str(SAMPLE / "models/chest/model.keras"), "--roi", str(SAMPLE / "chest/masks/lesion/test"), "--quiet"]
+#: the fixed sample counts the main job used before adaptive sampling (RISE 4000 masks, LIME 1000 samples)
+FIXED_COUNTS = ["-p", "rise.reliability=0", "-p", "lime.reliability=0"]
+
+
+def main_job_part(args, lines):
+    """The README's main job at the defaults against the same job at the fixed counts, wall clock of
+    the whole command in fresh processes, with the mean reliability of the RISE and LIME maps."""
+    import csv
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    seconds: dict[str, list[float]] = {"adaptive (defaults)": [], "fixed counts": []}
+    reliability: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for k in range(max(1, args.main_rounds)):
+            for label, extra in (("adaptive (defaults)", []), ("fixed counts", FIXED_COUNTS)):
+                out = f"{scratch}/{k}-{len(extra)}"
+                started = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "xaicli", *MAIN_JOB, *extra, "-o", out], check=True,
+                               capture_output=True, env=env)
+                seconds[label].append(time.perf_counter() - started)
+                with open(f"{out}/summary.csv", newline="") as handle:
+                    rows = [r for r in csv.DictReader(handle) if r.get("Group", "all") == "all"]
+                reliability[label] = {r["Method"]: float(r["Reliability"]) for r in rows
+                                      if r["Method"] in ("rise", "lime") and r.get("Reliability")}
+    a, f = (statistics.median(seconds[k]) for k in ("adaptive (defaults)", "fixed counts"))
+    lines += ["## 5. The README's main job (60 chest images, Grad-CAM, IG, LIME, RISE), whole command", "",
+              "| settings | seconds | RISE reliability (mean) | LIME reliability (mean) |", "|---|---|---|---|"]
+    for label, value in (("adaptive (defaults)", a), ("fixed counts: " + " ".join(FIXED_COUNTS), f)):
+        key = "fixed counts" if label.startswith("fixed") else label
+        lines.append(f"| {label} | {value:.1f} | {reliability[key].get('rise', float('nan')):.3f} | "
+                     f"{reliability[key].get('lime', float('nan')):.3f} |")
+    lines += ["", f"Fixed counts / adaptive: {f / a:.2f}x", ""]
+    print("\n".join(lines[-6:]), flush=True)
+
+
+PARTS = {"precision": precision_part, "shared": shared_part, "adaptive": adaptive_part, "cold": cold_part,
+         "main": main_job_part}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--main-rounds", type=int, default=1, help="rounds of part 5 (each runs the main job twice)")
     parser.add_argument("--output", default="bench-results/speed.md")
     args = parser.parse_args(argv)
     lines = [f"# Below the fp32 floor ({os.cpu_count()} CPU cores; median of {args.rounds} interleaved rounds)", "",

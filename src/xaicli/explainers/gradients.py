@@ -12,12 +12,15 @@
 * VarGrad: Adebayo et al., "Local Explanation Methods for Deep Neural Networks Lack Sensitivity
   to Parameter Values", ICLR Workshop 2018: ``sum_c var(gradient)``.
 
-Parameters of the noisy methods: ``n_samples`` (default 50), ``noise_level`` (default 0.2, the
+Parameters of the noisy methods: ``n_samples`` (default 500, the cap: the paper's 50 gave maps of
+split-half reliability 0.3-0.8 on the shipped chest and faces models; stable maps stop much earlier,
+see below), ``noise_level`` (default 0.2, the
 upper end of the 10-20 % the SmoothGrad paper recommends), ``seed`` (default 0). The same noise
 draws are used for every image of a run, so a map does not depend on how images were batched.
 Each map comes with its split-half ``reliability`` (even and odd noise draws, Spearman-Brown); the
 draws come in rounds of ``chunk`` (default 10) until it reaches ``reliability`` (default 0.95; 0
-for exactly ``n_samples``), with ``n_samples`` the cap; ``samples`` says how many a map took.
+for exactly ``n_samples``: ``n_samples=50, reliability=0`` is the paper's setting), with ``n_samples``
+the cap; ``samples`` says how many a map took.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class _Noisy(Explainer):
     needs_gradients: ClassVar[bool] = True
     needs_scores: ClassVar[bool] = False
 
-    def __init__(self, n_samples: int = 50, noise_level: float = 0.2, seed: int = 0,
+    def __init__(self, n_samples: int = 500, noise_level: float = 0.2, seed: int = 0,
                  reliability: float | str | None = 0.95, chunk: int = 10, **params: Any) -> None:
         super().__init__(n_samples=n_samples, noise_level=noise_level, seed=seed, reliability=reliability,
                          chunk=chunk, **params)

@@ -328,7 +328,8 @@ class ScoreSink:
                 continue
             n, total = counts["reliability"]
             out += verdicts.map_warnings(key, counts["images"], counts["constant"], counts["unreliable"],
-                                         total / n if n else math.nan)
+                                         total / n if n else math.nan,
+                                         classification=getattr(self.info, "task", "") == "classification")
         out += verdicts.faithfulness_warnings(self.rows()[0])
         out += verdicts.consistency_warning(out, bool(self.scorer.set_metrics))
         return out

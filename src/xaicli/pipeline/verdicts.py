@@ -110,15 +110,19 @@ def model_warnings(info: Any, predicted: dict[str, int], correct: int, judged: i
     return out
 
 
-def map_warnings(key: str, images: int, constant: int, unreliable: int, reliability: float) -> list[dict[str, Any]]:
+def map_warnings(key: str, images: int, constant: int, unreliable: int, reliability: float,
+                 classification: bool = False) -> list[dict[str, Any]]:
+    """``classification``: the maps explain class scores, which saturate near 0 and 1 (a masked or
+    noisy copy either keeps the class or loses it, and gradients vanish), so logits are the other cure."""
     out = []
+    logits = "; or explain logits (--score logit): probabilities near 0 or 1 saturate" if classification else ""
     if constant:
         out.append(_warning("constant-maps", key, f"{key}: {constant} of {images} maps are constant (all zero "
                             "included): they carry no explanation", constant))
     if unreliable:
         out.append(_warning("unreliable", key, f"{key}: {unreliable} of {images} maps have a split-half reliability "
                             f"below {RELIABILITY_WARNING:g} (mean {reliability:.2f}): they are partly noise; "
-                            "raise the method's samples (n_masks, num_samples, n_samples)", unreliable))
+                            f"raise the method's samples (n_masks, num_samples, n_samples){logits}", unreliable))
     return out
 
 
