@@ -62,6 +62,13 @@ def bench_memory(session: nox.Session) -> None:
     session.run("python", "benchmarks/memory.py", *session.posargs)
 
 
+@nox.session(name="bench-ray")
+def bench_ray(session: nox.Session) -> None:
+    """Images/s of `compare` on the local engine and on a local Ray cluster with 1 and 2 workers, in one run."""
+    session.install("-e", ".[ray]")
+    session.run("python", "benchmarks/ray_engine.py", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
     """All benchmarks (explainers, then DICOM); results land in bench-results/."""

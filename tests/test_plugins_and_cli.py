@@ -167,7 +167,7 @@ def test_help_does_not_import_tensorflow():
                 main()
             except SystemExit:
                 pass
-        heavy = [m for m in ("tensorflow", "keras", "cv2", "pydicom", "lime") if m in sys.modules]
+        heavy = [m for m in ("tensorflow", "keras", "cv2", "pydicom", "lime", "ray") if m in sys.modules]
         print("HEAVY", heavy)
         """
         % ", ".join(f'["{c}", "--help"]' for c in

@@ -43,6 +43,9 @@ def compare(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; pip install \"xaicli[ray]\")."),
+    address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (host:6379, ray://host:10001, auto; default: start a local Ray)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output folder: finished images are kept, the rest computed."),
 ) -> None:
     """Compare explainers on INPUTS: grid PNG, per-image scores, per-method summary, predictions."""
     from xaicli.cli.explain import method_params
@@ -80,7 +83,7 @@ def compare(
             batch_size=batch_size, sanity=sanity, random_baseline=random_baseline, labels=labels,
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
             colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,
-            progress=update,
+            progress=update, engine=engine, address=address, resume=resume,
         )
     if as_json:
         payload = {

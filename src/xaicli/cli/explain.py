@@ -106,6 +106,9 @@ def explain(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; pip install \"xaicli[ray]\")."),
+    address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (host:6379, ray://host:10001, auto; default: start a local Ray)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output folder: finished images are kept, the rest computed."),
 ) -> None:
     """Explain MODEL's predictions on INPUTS: per image and method a raw map, an overlay PNG, and maps.csv."""
     from xaicli.cli.render import err_console, out_console, table
@@ -127,7 +130,7 @@ def explain(
     console = err_console() if as_json else out_console()
     result = run_explain(loaded, inputs, methods, output, target=target, target_mask=target_mask, score=score,
                          batch_size=batch_size, map_format=map_format, colormap=colormap, alpha=alpha,
-                         overwrite=overwrite)
+                         overwrite=overwrite, engine=engine, address=address, resume=resume)
     failures = result.failures
     if as_json:
         doc = {"model": str(model), "task": loaded.info.task, "images": result.images,

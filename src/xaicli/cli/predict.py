@@ -53,6 +53,9 @@ def predict(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; pip install \"xaicli[ray]\")."),
+    address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (host:6379, ray://host:10001, auto; default: start a local Ray)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output folder: finished images are kept, the rest computed."),
 ) -> None:
     """Predict INPUTS with MODEL: writes predictions.csv (and masks); evaluates when truth is known."""
     from xaicli.cli.render import err_console, out_console, table
@@ -70,7 +73,8 @@ def predict(
     console = err_console() if as_json else out_console()
     result = engine.predict(loaded, list(inputs), output, batch_size=batch_size, overwrite=overwrite,
                             labels=labels, label_column=label_column, pattern=pattern, masks=masks,
-                            normal_class=normal_class, threshold=threshold)
+                            normal_class=normal_class, threshold=threshold, engine=engine, address=address,
+                            resume=resume)
     if as_json:
         summary = {
             "model": str(model), "task": loaded.info.task, "images": result.n_inputs,

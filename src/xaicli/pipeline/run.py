@@ -129,19 +129,24 @@ class Pipeline:
                 stages: Sequence[Stage] = (), start: int = 0) -> Iterator[Batch]:
         """Batches of records for ``sources`` (in order), each through read, predict and target,
         explain and then the extra ``stages``; ``truths[i]`` is source i's known truth."""
-        if self.methods and not self.traced:
-            self.trace()
         size = self.batch_size
         for first in range(0, len(sources), size):
             records = [Record(start + first + k, source, truth=None if truths is None else truths[first + k])
                        for k, source in enumerate(sources[first : first + size])]
-            batch = Batch(records)
-            read(batch, self)
-            predict(batch, self)
-            explain(batch, self)
-            for stage in stages:
-                stage(batch, self)
-            yield batch
+            yield self.process(records, stages)
+
+    def process(self, records: list[Record], stages: Sequence[Stage] = ()) -> Batch:
+        """One batch of records through read, predict and target, explain and the extra ``stages``:
+        what every engine runs, in this process or on a worker of a cluster."""
+        if self.methods and not self.traced:
+            self.trace()
+        batch = Batch(records)
+        read(batch, self)
+        predict(batch, self)
+        explain(batch, self)
+        for stage in stages:
+            stage(batch, self)
+        return batch
 
     def records(self, sources: Sequence[Source], **kwargs: Any) -> Iterator[Record]:
         for batch in self.batches(sources, **kwargs):
