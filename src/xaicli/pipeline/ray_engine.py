@@ -73,8 +73,11 @@ class Worker:
             import tensorflow as tf
 
             # one thread pool per reserved CPU: several workers on a node must not oversubscribe it
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(threads)
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(threads)
+            except RuntimeError:  # TensorFlow started already in this process: its pools are fixed
+                pass
         loaded = ray.get(model[0])
         self.pipeline, self.stages = build(loaded)
         self.store = Path(store) if store is not None and Path(store).is_dir() else None
@@ -201,7 +204,10 @@ class RayEngine:
             # blocks of a few batches: a lost worker redoes little, and records reach the journal soon
             blocks = min(len(rows), max(math.ceil(len(rows) / 8), 4 * size))
             dataset = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
-                Worker, batch_size=1, batch_format="numpy", compute=ActorPoolStrategy(size=size),
+                # one batch in flight per worker: a batch goes to the first worker free (batches take
+                # seconds; a queue behind a busy or starting worker would hold up the records in order)
+                Worker, batch_size=1, batch_format="numpy",
+                compute=ActorPoolStrategy(size=size, max_tasks_in_flight_per_actor=1),
                 fn_constructor_kwargs={"model": [ray.put(work.loaded)], "build": work.build,
                                        "store": None if store is None else str(store), "with_image": work.with_image,
                                        "threads": max(1, int(resources["num_cpus"])), "drill": os.environ.get(DRILL)},
