@@ -152,3 +152,13 @@ def test_the_python_api_explains_arrays_on_ray():
     for a, b in zip(remote, local, strict=True):
         assert a.prediction.label == b.prediction.label and a.target == b.target
         assert np.allclose(a["gradcam"], b["gradcam"], rtol=TOLERANCE, atol=TOLERANCE)
+
+
+def test_predict_on_ray_writes_the_local_engines_predictions(tmp_path):
+    """Fields only (class probabilities travel in the reply): the table and the evaluation agree."""
+    images = chest_images()
+    local = CliRunner().invoke(app, ["predict", str(CHEST), *images, "--output", str(tmp_path / "local")])
+    remote = CliRunner().invoke(app, ["predict", str(CHEST), *images, "--output", str(tmp_path / "ray"),
+                                      "--engine", "ray"])
+    assert local.exit_code == 0 and remote.exit_code == 0, remote.output
+    assert_same_outputs(tmp_path / "local", tmp_path / "ray", rel=TOLERANCE, exact_files=False)

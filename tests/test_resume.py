@@ -236,3 +236,14 @@ def test_a_record_travels_through_its_fields_and_arrays_unchanged():
                                                                                   b.seconds, b.extras)
             assert a.map.dtype == np.float32 and np.array_equal(a.map, b.map)
         assert back.scores["gradcam"]["Entropy"] == 0.25 and np.isnan(back.scores["gradcam"]["Deletion"])
+
+
+@pytest.mark.parametrize("command", ["predict", "explain", "compare"])
+def test_engine_and_address_are_checked(command, tmp_path):
+    inputs = [str(CHEST), chest_images(1)[0]] if command != "compare" else [chest_images(1)[0], "--model", str(CHEST)]
+    method = {"explain": ["--method", "gradcam"], "compare": ["--methods", "gradcam"]}.get(command, [])
+    base = [command, *inputs, *method, "--output", str(tmp_path / "out")]
+    unknown = CliRunner().invoke(app, [*base, "--engine", "spark"])
+    assert unknown.exit_code == 2 and "--engine must be one of local, ray, not 'spark'" in unknown.output
+    stray = CliRunner().invoke(app, [*base, "--address", "head:6379"])
+    assert stray.exit_code == 2 and "--address applies to the ray engine only" in stray.output

@@ -106,7 +106,7 @@ def explain(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; pip install \"xaicli[ray]\")."),
+    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; needs the ray extra of xaicli; see docs/scale-out.md)."),
     address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (host:6379, ray://host:10001, auto; default: start a local Ray)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output folder: finished images are kept, the rest computed."),
 ) -> None:

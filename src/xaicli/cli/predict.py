@@ -53,7 +53,7 @@ def predict(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; pip install \"xaicli[ray]\")."),
+    engine: str = typer.Option("local", "--engine", help="Where the per-image work runs: local (this process) or ray (a Ray cluster; needs the ray extra of xaicli; see docs/scale-out.md)."),
     address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (host:6379, ray://host:10001, auto; default: start a local Ray)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run into the same output folder: finished images are kept, the rest computed."),
 ) -> None:
@@ -61,7 +61,7 @@ def predict(
     from xaicli.cli.render import err_console, out_console, table
     from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
     from xaicli.models.io import load_model
-    from xaicli.pipeline import predict as engine
+    from xaicli.pipeline import predict as composition
 
     if batch_size < 1:
         raise UsageError(f"batch size must be >= 1, not {batch_size}")
@@ -71,7 +71,7 @@ def predict(
     loaded = load_model(model, task=task, class_names=names, preprocessing=preprocessing,
                         input_shape=input_shape, allow_unsafe=allow_unsafe)
     console = err_console() if as_json else out_console()
-    result = engine.predict(loaded, list(inputs), output, batch_size=batch_size, overwrite=overwrite,
+    result = composition.predict(loaded, list(inputs), output, batch_size=batch_size, overwrite=overwrite,
                             labels=labels, label_column=label_column, pattern=pattern, masks=masks,
                             normal_class=normal_class, threshold=threshold, engine=engine, address=address,
                             resume=resume)
