@@ -83,12 +83,20 @@ def bench_serve(session: nox.Session) -> None:
     session.run("python", "benchmarks/serve.py", *session.posargs)
 
 
+@nox.session(name="bench-ray")
+def bench_ray(session: nox.Session) -> None:
+    """Images/s of `compare` on the local engine and on a local Ray cluster with 1 and 2 workers, in one run."""
+    session.install("-e", ".[ray]")
+    session.run("python", "benchmarks/ray_engine.py", *session.posargs)
+
+
 @nox.session
 def bench(session: nox.Session) -> None:
-    """All benchmarks (explainers, speed, verdicts, memory, serve, then DICOM); results land in bench-results/."""
+    """All benchmarks (explainers, speed, verdicts, memory, serve, Ray, then DICOM); results land in bench-results/."""
     session.notify("bench-explainers", session.posargs)
     session.notify("bench-speed", session.posargs)
     session.notify("bench-verdicts", session.posargs)
     session.notify("bench-memory", session.posargs)
     session.notify("bench-serve", session.posargs)
+    session.notify("bench-ray", session.posargs)
     session.notify("bench-dicom", session.posargs)

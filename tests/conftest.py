@@ -4,3 +4,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# A Ray started by a test takes 127.0.0.1 as its node address and listens there only (read by Ray
+# when it is imported; see xaicli.pipeline.ray_engine.LOOPBACK_ONLY).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")

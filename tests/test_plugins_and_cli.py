@@ -168,7 +168,7 @@ def test_help_does_not_import_tensorflow():
             except SystemExit:
                 pass
         heavy = [m for m in ("tensorflow", "keras", "cv2", "pydicom", "lime", "fastapi", "starlette", "uvicorn",
-                             "jinja2", "python_multipart") if m in sys.modules]
+                             "jinja2", "python_multipart", "ray") if m in sys.modules]
         print("HEAVY", heavy)
         """
         % ", ".join(f'["{c}", "--help"]' for c in

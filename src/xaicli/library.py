@@ -101,25 +101,34 @@ def explain(
     frame: int | None = None,
     target_mask: str | os.PathLike[str] | None = None,
     precision: str = "fp32",
+    engine: Any = "local",
+    address: str | None = None,
 ) -> list[ImageExplanation]:
     """Explain every input with every method; one :class:`ImageExplanation` per input, in order.
 
     ``methods``: ``"gradcam,ig"``, ``["gradcam", ("rise", {"n_masks": 500})]`` or a dict of name ->
     parameters. ``target``: ``"predicted"`` (default), a class index or name, ``"output:k"``.
     An input that cannot be read comes back with ``error`` set; if none can be read, InputError.
+    ``engine``: ``"local"`` (this process) or ``"ray"`` (a Ray cluster at ``address``, default a
+    local Ray; or an engine object such as ``RayEngine(workers=2)``).
     """
-    from xaicli.pipeline.explain import target_masks
-    from xaicli.pipeline.run import Pipeline, make_methods
+    from functools import partial
+
+    from xaicli.pipeline.engines import Work, engine_for, records
+    from xaicli.pipeline.explain import explain_stages
+    from xaicli.pipeline.run import make_methods
 
     loaded = _model(model)
     chosen = make_methods(_methods(methods))
     if not chosen:
         raise UsageError("name at least one method", parameter="methods")
-    pipeline = Pipeline(loaded, chosen, target=None if target is None else str(target), score=score,
-                        batch_size=batch_size, target_masks=target_masks(target_mask), frame=frame,
-                        precision=precision)
+    runner = engine_for(engine, address)
+    work = Work(loaded, partial(explain_stages, methods=[(m.name, m.params) for m in chosen],
+                                target=None if target is None else str(target), score=score, batch_size=batch_size,
+                                target_mask=target_mask, frame=frame, precision=precision))
+    work.built()
     results = []
-    for record in pipeline.records(sources(inputs)):
+    for record in records(runner, work, sources(inputs)):
         results.append(ImageExplanation(
             record.name, record.file, record.image, record.prediction, record.target_label, record.target_index,
             {m.key: m for m in record.maps}, record.error))
@@ -149,11 +158,14 @@ def compare(
     roi: Any = None,
     output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    engine: Any = "local",
+    resume: bool = False,
     **options: Any,
 ) -> Comparison:
     """Explain, score and draw every input, as ``xaicli compare`` does; ``roi`` is a ``--roi`` value
     (a mask folder, ``face``, ``box:...``) or a :class:`~xaicli.api.RegionSource`. The grid and CSVs
-    go to ``output`` (a temporary folder, removed afterwards, when not given); other ``options``
+    go to ``output`` (a temporary folder, removed afterwards, when not given); ``engine`` as in
+    :func:`explain`, ``resume=True`` continues an interrupted run into ``output``; other ``options``
     are those of :func:`xaicli.pipeline.compare.compare` (``metrics``, ``normalization``, ...)."""
     from xaicli.pipeline.compare import compare as run_compare
     from xaicli.rois import parse_roi
@@ -166,7 +178,7 @@ def compare(
     with tempfile.TemporaryDirectory(prefix="xaicli-compare-") as scratch:
         out = Path(output) if output is not None else Path(scratch)
         result = run_compare(loaded, [str(i) for i in items], _methods(methods), out, roi=region, overwrite=overwrite,
-                             keep_rows=True, **options)
+                             keep_rows=True, engine=engine, resume=resume, **options)
         outputs = result.outputs if output is not None else {}
     return Comparison(result.summary, result.rows, outputs, result.failures, result)
 

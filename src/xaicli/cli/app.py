@@ -19,10 +19,22 @@ class XaicliGroup(TyperGroup):
             return super().invoke(ctx)
         except XaicliError as error:
             print_error(with_option_names(error, self.get_command(ctx, ctx.invoked_subcommand or "")))
+            print_notes(error)
             raise typer.Exit(error.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as interrupt:
             err_console().print("[red]interrupted[/red]")
+            print_notes(interrupt)
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def print_notes(error: BaseException) -> None:
+    """What the run added to an error on its way out (how to resume it)."""
+    from rich.markup import escape
+
+    from xaicli.cli.render import err_console
+
+    for note in getattr(error, "__notes__", ()):
+        err_console().print(f"  {escape(note)}")
 
 
 def with_option_names(error: XaicliError, command) -> XaicliError:

@@ -57,6 +57,9 @@ def compare(
     as_json: opt.Json = False,
     quiet: opt.Quiet = False,
     overwrite: opt.Overwrite = False,
+    engine: opt.Engine = "local",
+    address: opt.Address = None,
+    resume: opt.Resume = False,
 ) -> None:
     """Compare explainers: the grid, per-image scores, the summary per group and method, warnings and gates."""
     from xaicli.cli.explain import method_params
@@ -89,6 +92,7 @@ def compare(
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
             colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,
             max_size=max_size, precision=precision, frame=frame, progress=progress,
+            engine=engine, address=address, resume=resume,
         )
     if as_json:
         payload = {

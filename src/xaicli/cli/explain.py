@@ -114,6 +114,9 @@ def explain(
     as_json: opt.Json = False,
     quiet: opt.Quiet = False,
     overwrite: opt.Overwrite = False,
+    engine: opt.Engine = "local",
+    address: opt.Address = None,
+    resume: opt.Resume = False,
 ) -> None:
     """Explain a model's predictions: per image and method a raw map, an overlay PNG, and maps.csv."""
     from xaicli.cli.progress import Progress
@@ -133,7 +136,8 @@ def explain(
         result = run_explain(loaded, inputs, methods, output, target=target, target_mask=target_mask, score=score,
                              batch_size=batch_size, map_format=map_format, colormap=colormap, alpha=alpha,
                              overwrite=overwrite, frame=frame, max_size=max_size, precision=precision,
-                             map_resolution="model" if at_model_size else "image", progress=progress)
+                             map_resolution="model" if at_model_size else "image", progress=progress,
+                             engine=engine, address=address, resume=resume)
     failures = result.failures
     if as_json:
         doc = {"model": str(model), "task": loaded.info.task, "images": result.images,

@@ -41,6 +41,15 @@ Precision = Annotated[str, typer.Option(
     help="Arithmetic of the explanations: fp32 (default); bf16 or mixed (bfloat16: several times faster on CPUs "
          "with bfloat16 units, slower elsewhere); auto (bfloat16 only where a probe on the first batch measured it "
          "faster with maps that agree with fp32's). Predictions stay fp32.")]
+Engine = Annotated[str, typer.Option(
+    "--engine", metavar="local|ray",
+    help="Where the per-image work runs: local (this process) or ray (a Ray cluster; pip install 'xaicli[ray]'; "
+         "see docs/scale-out.md).")]
+Address = Annotated[str | None, typer.Option(
+    "--address", metavar="HOST:PORT", help="--engine ray: the cluster to join (host:6379, ray://host:10001, auto; "
+                                           "default: start a local Ray).")]
+Resume = Annotated[bool, typer.Option(
+    "--resume", help="Continue an interrupted run into the same output folder: finished images are kept, the rest computed.")]
 AllowUnsafe = Annotated[bool, typer.Option("--allow-unsafe", help="Load a model that carries Python code (runs that code!).")]
 OutputIndex = Annotated[str | None, typer.Option(
     "--output-index", "--output-name", metavar="K|NAME",

@@ -58,12 +58,15 @@ def predict(
     as_json: opt.Json = False,
     quiet: opt.Quiet = False,
     overwrite: opt.Overwrite = False,
+    engine: opt.Engine = "local",
+    address: opt.Address = None,
+    resume: opt.Resume = False,
 ) -> None:
     """Predict with a model: predictions.csv (and masks); the evaluation when the truth is known."""
     from xaicli.cli.progress import Progress
     from xaicli.cli.render import err_console, out_console, table
     from xaicli.errors import EXIT_INPUT, PartialFailure, UsageError
-    from xaicli.pipeline import predict as engine
+    from xaicli.pipeline import predict as composition
 
     model, inputs = opt.model_and_inputs(model, list(inputs))
     if batch_size < 1:
@@ -74,9 +77,10 @@ def predict(
                       allow_unsafe=allow_unsafe, output_index=output_index)
     console = err_console() if as_json else out_console()
     with Progress(err_console(), "predict", quiet=quiet) as progress:
-        result = engine.predict(loaded, inputs, output, batch_size=batch_size, overwrite=overwrite,
-                                labels=labels, label_column=label_column, pattern=pattern, masks=masks,
-                                normal_class=normal_class, threshold=threshold, frame=frame, progress=progress)
+        result = composition.predict(loaded, inputs, output, batch_size=batch_size, overwrite=overwrite,
+                                     labels=labels, label_column=label_column, pattern=pattern, masks=masks,
+                                     normal_class=normal_class, threshold=threshold, frame=frame, progress=progress,
+                                     engine=engine, address=address, resume=resume)
     if as_json:
         summary = {
             "model": str(model), "task": loaded.info.task, "images": result.n_inputs,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,19 @@ def score_stage(scorer: Scorer, *, random_baseline: bool, seed: int) -> Callable
     return stage
 
 
+def compare_stages(loaded: LoadedModel, methods: Sequence[tuple[str, dict[str, Any]] | str], scorer: Scorer, *,
+                   target: str | None, score: str, batch_size: int, frame: int | str | None, sanity: bool,
+                   random_baseline: bool, seed: int, max_size: int = 1024,
+                   precision: str = "fp32") -> tuple[Pipeline, list[Callable[[Batch, Pipeline], None]]]:
+    """The per-image stages of ``compare`` (built in this process, and once on each worker of a cluster)."""
+    pipeline = Pipeline(loaded, make_methods(methods), target=target, score=score, batch_size=batch_size, frame=frame,
+                        max_size=max_size, precision=precision)
+    pipeline.trace(probability="model_fn" in scorer.needs)
+    stages = [sanity_stage(pipeline, make_methods(methods), seed)] if sanity else []
+    stages.append(score_stage(scorer, random_baseline=random_baseline, seed=seed))
+    return pipeline, stages
+
+
 def compare(
     loaded: LoadedModel,
     inputs: Sequence[str | os.PathLike[str]],
@@ -147,11 +161,18 @@ def compare(
     keep_rows: bool = False,
     keep_predictions: int = 20,
     progress: Callable[[int, int], None] | None = None,
+    engine: Any = "local",
+    address: str | None = None,
+    resume: bool = False,
 ) -> CompareResult:
-    """Explain, score and draw every image under ``inputs`` (see the module docstring)."""
+    """Explain, score and draw every image under ``inputs`` (see the module docstring); ``engine``
+    (``local``, ``ray``, :mod:`xaicli.pipeline.engines`) runs the per-image stages, ``resume``
+    continues an interrupted run in ``output_dir`` (:mod:`xaicli.pipeline.journal`)."""
     from xaicli import datasets
     from xaicli.io import check_outputs, discover
     from xaicli.io.grid import GridWriter
+    from xaicli.pipeline.engines import Work, engine_for, records
+    from xaicli.pipeline.journal import RunJournal, model_key
 
     info = loaded.info
     chosen = make_methods(methods)
@@ -180,6 +201,14 @@ def compare(
     for gate in gates:
         gate.check(method_names + [RANDOM_METHOD], gate_columns)
     modes = {m.name: scorer.mode(m.name, m.explainer.display) for m in chosen}
+    runner = engine_for(engine, address)
+    pairs = [(m.name, m.params) for m in chosen]
+    # what the records depend on (the batch size and the grouping do not: a resumed run may change them)
+    journal = RunJournal(out, "compare", sources, [model_key(loaded), pairs, names, normalization, metric_params,
+                                                   target, score, sanity, random_baseline, seed, frame, max_size,
+                                                   precision, truths, describe_regions(scorer.regions)],
+                         resume=resume, overwrite=overwrite)
+    overwrite = overwrite or journal.resuming  # this run's own outputs, made again from the same records
     grid = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
                       alpha=alpha, mode=modes, overwrite=overwrite)
     planned = [out / "scores.csv", out / "summary.csv", out / "predictions.csv"]
@@ -189,11 +218,10 @@ def compare(
     planned += sorted(out.glob("grid-correct-*.png")) + sorted(out.glob("grid-incorrect-*.png"))
     check_outputs(planned, overwrite)
 
-    pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size, frame=frame,
-                        max_size=max_size, precision=precision)
-    pipeline.trace(probability="model_fn" in scorer.needs)
-    stages = [sanity_stage(pipeline, make_methods(methods), seed)] if sanity else []
-    stages.append(score_stage(scorer, random_baseline=random_baseline, seed=seed))
+    work = Work(loaded, partial(compare_stages, methods=pairs, scorer=scorer, target=target, score=score,
+                                batch_size=batch_size, frame=frame, max_size=max_size, precision=precision,
+                                sanity=sanity, random_baseline=random_baseline, seed=seed))
+    work.built()  # method parameters and layer names checked before anything is written
     order = method_names + ([RANDOM_METHOD] if random_baseline else [])
     scores = ScoreSink(out, scorer, info, order=order, overwrite=overwrite, keep_rows=keep_rows, grouping=grouping)
     predictions = PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite,
@@ -213,7 +241,7 @@ def compare(
     no_region: list[tuple[str, str]] = []
     done = 0
     try:
-        for record in pipeline.records(sources, truths=truths, stages=stages):
+        for record in records(runner, work, sources, truths, journal):
             done += 1
             if not record.ok:
                 failures.append((record.label, strip_path(record.error or "failed", record.label)))
@@ -227,9 +255,11 @@ def compare(
             if progress is not None:
                 progress(done, len(sources))
         outputs = close_all(sinks)
-    except BaseException:
+    except BaseException as error:
         discard_all(sinks)
+        journal.interrupted(error)
         raise
+    journal.finish()
     summary_rows, summary_columns = scores.rows()
     return CompareResult(len(sources) - len(failures), method_names, summary_rows, summary_columns, outputs,
                          failures + region_failures, no_region, scores.consistency_rows(), modes,

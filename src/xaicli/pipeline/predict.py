@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,11 @@ class _Evaluation:
         return None
 
 
+def predict_stages(loaded: LoadedModel, *, batch_size: int, frame: int | None) -> tuple[Pipeline, list[Any]]:
+    """The per-image stages of ``predict``: read, then predict (in this process or on each worker of a cluster)."""
+    return Pipeline(loaded, batch_size=batch_size, frame=frame), []
+
+
 def predict(
     loaded: LoadedModel,
     inputs: Sequence[str | os.PathLike[str]],
@@ -98,10 +104,16 @@ def predict(
     frame: int | str | None = None,
     keep_rows: int = 50,
     progress: Callable[[int, int], None] | None = None,
+    engine: Any = "local",
+    address: str | None = None,
+    resume: bool = False,
 ) -> PredictResult:
-    """Predict every image under ``inputs`` (see the module docstring for what is written)."""
+    """Predict every image under ``inputs`` (see the module docstring for what is written);
+    ``engine`` runs the per-image stages, ``resume`` continues an interrupted run (as in ``compare``)."""
     from xaicli import datasets, io
     from xaicli.evaluation import write_classification_files
+    from xaicli.pipeline.engines import Work, engine_for, records
+    from xaicli.pipeline.journal import RunJournal, model_key
 
     info = loaded.info
     out = Path(output_dir)
@@ -111,6 +123,9 @@ def predict(
     planned = [out / "predictions.csv", out / "evaluation.json"]
     if info.task == "classification":
         planned += [out / "confusion-matrix.csv", out / "confusion-matrix.png", out / "classification-report.csv"]
+    runner = engine_for(engine, address)
+    journal = RunJournal(out, "predict", sources, [model_key(loaded), frame], resume=resume, overwrite=overwrite)
+    overwrite = overwrite or journal.resuming  # this run's own outputs, made again from the same records
     io.check_outputs(planned + ([out / "masks"] if info.task == "segmentation" else []), overwrite)
     normal_class = normal_class if normal_class is not None else info.normal_class
     if normal_class is not None and info.task == "classification" and normal_class not in info.class_names:
@@ -118,7 +133,8 @@ def predict(
     truths, truth_source = datasets.truths(sources, info, labels=labels, label_column=label_column,
                                            pattern=pattern, masks=masks)
     # never pad a small run up to a large batch: compute only what is there
-    pipeline = Pipeline(loaded, batch_size=min(batch_size, len(sources)), frame=frame)
+    work = Work(loaded, partial(predict_stages, batch_size=min(batch_size, len(sources)), frame=frame),
+                with_image=info.task == "segmentation")
     evaluation = _Evaluation(info, normal_class)
     failures: list[tuple[str, str]] = []
 
@@ -147,7 +163,7 @@ def predict(
                           keep_rows=keep_rows, extra=segmentation_columns if info.task == "segmentation" else None)
     done = 0
     try:
-        for record in pipeline.records(sources, truths=truths):
+        for record in records(runner, work, sources, truths, journal):
             done += 1
             if not record.ok:
                 failures.append((record.label, strip_path(record.error or "failed", record.label)))
@@ -157,8 +173,9 @@ def predict(
             if progress is not None:
                 progress(done, len(sources))
         written = sink.close()
-    except BaseException:
+    except BaseException as error:
         sink.discard()
+        journal.interrupted(error)
         raise
     report = evaluation.report()
     if report is not None:
@@ -166,6 +183,7 @@ def predict(
         written["evaluation"] = str(io.write_json(out / "evaluation.json", report, overwrite=overwrite))
         if info.task == "classification":
             written.update(write_classification_files(report, out, overwrite=overwrite))
+    journal.finish()
     if info.task == "segmentation" and sink.stream.count:
         written["masks"] = str(out / "masks")
     return PredictResult(info.task, sink.rows, prediction_columns(info, "full", has_truth), report, truth_source,

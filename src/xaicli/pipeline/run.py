@@ -172,17 +172,23 @@ class Pipeline:
         for first in range(0, len(sources), size):
             records = [Record(start + first + k, source, truth=None if truths is None else truths[first + k])
                        for k, source in enumerate(sources[first : first + size])]
-            batch = Batch(records)
-            read(batch, self)
-            predict(batch, self)
-            if self.precision == "auto" and self.probe is None and batch.x is not None and self.methods:
-                self.decide_precision(batch)
-            if self.methods and not self.traced:
-                self.trace()
-            explain(batch, self)
-            for stage in stages:
-                stage(batch, self)
-            yield batch
+            yield self.process(records, stages)
+
+    def process(self, records: list[Record], stages: Sequence[Stage] = ()) -> Batch:
+        """One batch of records through read, predict and target, explain and the extra ``stages``:
+        what every engine runs, in this process or on a worker of a cluster."""
+        batch = Batch(records)
+        read(batch, self)
+        predict(batch, self)
+        # ``auto`` precision is decided on the first batch, before the calls are traced at that precision
+        if self.precision == "auto" and self.probe is None and batch.x is not None and self.methods:
+            self.decide_precision(batch)
+        if self.methods and not self.traced:
+            self.trace()
+        explain(batch, self)
+        for stage in stages:
+            stage(batch, self)
+        return batch
 
     def decide_precision(self, batch: Batch) -> None:
         """``auto``: bfloat16 only where a short probe on this model, machine and batch measured it
