@@ -287,3 +287,52 @@ def test_every_registered_metric_loads_and_documents_itself():
         cls = plugins.load("metrics", name)
         assert cls.name == name
         assert cls.__doc__ and cls.label
+
+
+# ------------------------------------------------------------- region metrics: the small print
+
+
+def test_region_metrics_count_the_mass_of_their_normalization():
+    m = np.zeros((4, 4))
+    m[0, 0], m[3, 3] = -5.0, 1.0  # the largest magnitude is negative, inside the region
+    assert BackgroundRatio(normalization="abs").score(m, region=REGION) == pytest.approx(1 / 6)
+    assert PointingHit(normalization="abs").score(m, region=REGION) == 1.0
+    assert PointingHit().score(m, region=REGION) == 0.0
+    assert RoiRatio().column() == "RoiRatio" and RoiRatio().column("Lung") == "LungRatio"
+
+
+def test_region_given_with_a_channel_or_at_another_size():
+    m = np.zeros((3, 3))
+    m[0, 0] = 1.0
+    assert RoiRatio().score(m, region=np.pad(np.ones((1, 1, 1), bool), ((0, 2), (0, 2), (0, 0)))) == 1.0
+    region = np.zeros((5, 5), bool)
+    region[3:, 3:] = True  # at 3 x 3 by nearest neighbour (rows and columns 0, 1, 3 sampled): one pixel
+    m = np.ones((3, 3))
+    assert RoiRatio().score(m, region=region) == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("metric", [RoiRatio(), BackgroundRatio(), PointingHit()])
+def test_a_region_metric_without_a_region_names_itself_and_the_option(metric):
+    with pytest.raises(UsageError, match=f"^metric '{metric.name}' needs a region of interest \\(roi\\)$") as caught:
+        metric.score(np.ones((4, 4)))
+    assert caught.value.parameter == "roi"
+
+
+def test_entropy_of_one_and_two_pixel_maps():
+    assert Entropy().score(np.ones((1, 1))) == 1.0  # a single pixel: no distribution to spread
+    assert Entropy().score(np.array([[1.0, 0.0]])) == 0.0
+    assert Entropy().score(np.array([[1.0, 1.0]])) == pytest.approx(1.0)
+
+
+def test_pointing_hit_tolerance_is_a_disk_of_that_radius():
+    region = np.zeros((15, 15), bool)
+    region[7, 7] = True
+    for tolerance, peak, hit in ((1, (7, 8), 1.0), (2, (7, 9), 1.0), (2, (7, 10), 0.0), (2, (7, 5), 1.0),
+                                 (2, (9, 9), 0.0), (3, (7, 4), 1.0), (3, (7, 11), 0.0)):
+        m = np.zeros((15, 15))
+        m[peak] = 1.0
+        assert PointingHit(tolerance=tolerance).score(m, region=region) == hit, (tolerance, peak)
+    with pytest.raises(UsageError, match="^pointing-hit tolerance must be >= 0 pixels, not -1$"):
+        PointingHit(tolerance=-1)
+    with pytest.raises(UsageError, match="has no parameter 'radius'"):
+        PointingHit(radius=3)
