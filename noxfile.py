@@ -24,6 +24,32 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+# Mutation testing (docs/testing.md): mutmut over the pure-Python core with the tests that check it.
+# The modules and tests are in pyproject.toml's [tool.mutmut]; these globs pick, within cam.py, the
+# weight and map functions (not parameter plumbing). Pass other mutant globs after --.
+MUTMUT = "mutmut==3.8.1"
+MUTANTS = [
+    "xaicli.metrics.*",
+    "xaicli.targets.*",
+    "xaicli.normalization.*",
+    "xaicli.explainers._common.*",
+    "xaicli.explainers.cam.x__normalise__mutmut_*",
+    "xaicli.explainers.cam.xǁGradCAMǁweights__mutmut_*",
+    "xaicli.explainers.cam.xǁGradCAMǁlayer_maps__mutmut_*",
+    "xaicli.explainers.cam.xǁGradCAMPlusPlusǁweights__mutmut_*",
+    "xaicli.explainers.cam.xǁScoreCAMǁlayer_maps__mutmut_*",
+]
+
+
+@nox.session(venv_params=["--system-site-packages"])  # reuse an installed TensorFlow where there is one
+def mutation(session: nox.Session) -> None:
+    """Mutation testing of metrics, targets, normalisation and explainer weights (not a default session)."""
+    session.install("-e", ".[test]", MUTMUT)
+    # mutmut imports the mutated copy under mutants/src: nothing else may come first on the path
+    session.run("python", "-m", "mutmut", "run", "--max-children", "2", *(session.posargs or MUTANTS), env={"PYTHONPATH": ""})
+    session.run("python", "-m", "mutmut", "results")
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """Ruff: lint the package, tests, plugins and benchmarks."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from xaicli.metrics.consistency import ConsistencyAccumulator  # noqa: E402
-from xaicli.training.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model  # noqa: E402
+from xaicli.metrics.consistency import ConsistencyAccumulator
+from xaicli.training.cam_consistency import LambdaSchedule, lambda_callback, make_consistency_model
 
 CLASSES = 3
 
@@ -176,14 +175,70 @@ def test_consistency_study_command_writes_the_table_and_figures(tmp_path):
         rows = list(csv.DictReader(handle))
     assert [(r["depth"], float(r["lambda"])) for r in rows] == [("1", 0.0), ("1", 1.0), ("2", 0.0), ("2", 1.0)]
     test_x, test_y = _toy_data(9, 2)
+    test_files = [tmp_path / "test" / f"class{label}" / f"{i:02d}.png" for i, label in enumerate(test_y)]
+    means_by_row = []
     for row in rows:
         model = keras.saving.load_model(row["model"], compile=False)
         as_read = np.round(np.clip(test_x, 0, 1) * 255) / 255  # the 8-bit PNGs the command reads
         correct = int((np.argmax(model.predict(as_read, verbose=0), axis=1) == test_y).sum())
         assert row["n_test"] == "9" and int(row["n_correct"]) == correct  # counted against the truth
         assert float(row["test_accuracy"]) == pytest.approx(correct / 9)
-        assert float(row["consistency"]) >= 0 or correct == 0
-    for name in ("accuracy-vs-consistency.png", "class-mean-maps.png"):
-        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        loss, means = _consistency_by_hand(row["model"], test_files, test_y)
+        if correct:
+            assert float(row["consistency"]) == pytest.approx(loss, rel=1e-4, abs=1e-9)
+        else:
+            assert row["consistency"] == "nan"
+        means_by_row.append(means)
+    _check_class_mean_maps(out / "class-mean-maps.png", rows, means_by_row)
+    from pictures import TRAIN, VALIDATION
+
+    from xaicli.io import read_image
+
+    scatter = np.round(read_image(out / "accuracy-vs-consistency.png") * 255).astype(int)
+    for colour in (TRAIN, VALIDATION):  # one line per lambda, matplotlib's first two colours
+        assert (np.abs(scatter - colour).max(axis=2) < 30).sum() > 30
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 6 and "exists already" in again.output  # no silent overwrite
+
+
+def _consistency_by_hand(model_path, files, truths):
+    """L_CAM of the model's Grad-CAM maps over the correctly predicted test images: maps scaled to
+    [0, 1] by their maxima, per class the mean squared distance from the class-mean map divided by
+    H W, averaged over the samples and then over the classes (docs/cam-consistency.md)."""
+    import xaicli
+
+    by_class: dict[int, list[np.ndarray]] = {}
+    for result, truth in zip(xaicli.explain(model_path, files, "gradcam"), truths, strict=True):
+        if result.prediction.index == truth:
+            m = np.maximum(result["gradcam"].astype(np.float64), 0)
+            by_class.setdefault(int(truth), []).append(m / m.max() if m.max() > 0 else m)
+    means = {f"class{c}": np.mean(maps, axis=0) for c, maps in by_class.items()}
+    losses = [np.mean([((m - means[f"class{c}"]) ** 2).mean() for m in maps]) for c, maps in by_class.items()]
+    return (float(np.mean(losses)) if losses else float("nan")), means
+
+
+def _check_class_mean_maps(path, rows, means_by_row, cell=96):
+    """Each class-mean map is drawn (jet, 96 px) in its depth's block, its class's row and its
+    lambda's column: found in the figure where it belongs."""
+    import cv2
+
+    from xaicli.io import colorize, read_image, resize
+
+    figure = np.round(read_image(path) * 255).astype(np.float32)
+    where = {}
+    for row, means in zip(rows, means_by_row, strict=True):
+        for name, mean in means.items():
+            tile = colorize(resize(mean.astype(np.float32), (cell, cell), interpolation="linear")).astype(np.float32)
+            scores = cv2.matchTemplate(figure, tile, cv2.TM_SQDIFF)
+            _, _, (x, y), _ = cv2.minMaxLoc(scores)
+            drawn = figure[y : y + cell, x : x + cell]
+            assert np.abs(drawn - tile).mean() < 0.5, (row["depth"], row["lambda"], name)
+            where[row["depth"], float(row["lambda"]), name] = (y, x)
+    for (depth, lam, name), (y, x) in where.items():
+        for (depth2, lam2, name2), (y2, x2) in where.items():
+            if depth == depth2 and name == name2 and lam < lam2:
+                assert y == y2 and x < x2  # lambdas left to right
+            if depth == depth2 and lam == lam2 and name < name2:
+                assert x == x2 and y < y2  # classes top to bottom
+            if depth < depth2:
+                assert y < y2  # one block per depth, in order

@@ -77,6 +77,7 @@ def test_compare_end_to_end_writes_every_output(tiny):
     assert [p.name for p in pages] == ["grid-001.png", "grid-002.png"]  # 6 images, 4 per page
     page = read_image(pages[0])
     assert page.shape[1] > 5 * 160 and page.shape[0] > 4 * 160  # 5 columns, 4 rows of 160 px tiles
+    _check_gradcam_column(np.round(page * 255).astype(np.uint8), tiny, out)
 
     scores = _rows(out / "scores.csv")
     methods = ["gradcam", "ig", "lime", "rise", "random"]
@@ -90,11 +91,19 @@ def test_compare_end_to_end_writes_every_output(tiny):
     assert normal and all(r["PointingHit"] == "nan" and r["region"] == "empty region" for r in normal)
     assert all(r["region"] == "ok" for r in scores if "/spot/" in r["image"].replace("\\", "/"))
     assert "3 image(s) without a region" in result.output and "empty region" in result.output
+    # the region metrics recomputed from the saved maps and the lesion masks, with the mass each
+    # method's normalisation counts (positive part, magnitude, or above the minimum)
+    saved = {(m["image"], m["method"]): np.load(out / "maps" / m["map"]) for m in _rows(out / "maps" / "maps.csv")}
     spot = [r for r in scores if "/spot/" in r["image"].replace("\\", "/") and r["method"] != "random"]
+    counted = {"positive": lambda m: np.maximum(m, 0), "abs": np.abs, "minmax": lambda m: m - m.min()}
+    assert {r["normalization"] for r in spot} <= set(counted) and any(r["normalization"] != "positive" for r in spot)
     for r in spot:
-        assert 0.0 <= float(r["RoiRatio"]) <= 1.0
-        assert float(r["RoiRatio"]) + float(r["BackgroundRatio"]) == pytest.approx(1.0, abs=1e-5)
-        assert 0.0 <= float(r["Entropy"]) <= 1.0
+        mass = counted[r["normalization"]](saved[r["image"], r["method"]].astype(np.float64))
+        region = read_image(tiny / "masks" / "spot" / Path(r["image"]).name)[:, :, 0] > 0.5
+        assert float(r["RoiRatio"]) == pytest.approx(mass[region].sum() / mass.sum(), rel=1e-4, abs=1e-6)
+        assert float(r["BackgroundRatio"]) == pytest.approx(mass[~region].sum() / mass.sum(), rel=1e-4, abs=1e-6)
+        p = mass[mass > 0] / mass.sum()
+        assert float(r["Entropy"]) == pytest.approx(-(p * np.log(p)).sum() / np.log(mass.size), rel=1e-4)
         assert math.isfinite(float(r["Deletion"])) and math.isfinite(float(r["RandSpearman"]))
 
     summary = _all(_rows(out / "summary.csv"))
@@ -123,6 +132,34 @@ def test_compare_end_to_end_writes_every_output(tiny):
     # a second run refuses to overwrite; --overwrite replaces
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 6 and "exists already" in again.output
+
+
+def _check_gradcam_column(page, tiny, out):
+    """Page 1's first four images (the broken file is left out): each row shows the image, then in
+    the first method column the overlay of that image's own Grad-CAM map (saved by --save-maps)."""
+    import cv2
+
+    from xaicli.io import overlay
+
+    def find(tile):
+        big = cv2.resize(tile, (160, 160), interpolation=cv2.INTER_NEAREST)  # 24 px enlarged to the tile
+        scores = cv2.matchTemplate(page.astype(np.float32), big.astype(np.float32), cv2.TM_SQDIFF)
+        _, _, (x, y), _ = cv2.minMaxLoc(scores)
+        return y, x, int(np.abs(page[y : y + 160, x : x + 160].astype(int) - big).max())
+
+    maps = {m["image"]: m["map"] for m in _rows(out / "maps" / "maps.csv") if m["method"] == "gradcam"}
+    files = [tiny / "test" / "normal" / f"normal_{i}.png" for i in range(3)] + [tiny / "test" / "spot" / "spot_0.png"]
+    cells = []
+    for path in files:
+        image = read_image(path)
+        saliency = np.load(out / "maps" / next(v for k, v in maps.items() if k.endswith(path.name)))
+        plain = find(np.repeat(np.round(image * 255).astype(np.uint8), 3, axis=2))
+        shown = find(overlay(image, saliency, mode="positive"))
+        assert plain[2] == 0 and shown[2] == 0, path.name  # both drawn, pixel for pixel
+        # in the image's row, in the first method column: the very next cell right of the image
+        assert plain[0] == shown[0] and plain[1] + 160 <= shown[1] < plain[1] + 2 * 160
+        cells.append(shown)
+    assert len({x for _, x, _ in cells}) == 1 and [y for y, _, _ in cells] == sorted(y for y, _, _ in cells)
 
 
 def test_compare_json_and_score_rescore(tiny):
@@ -175,12 +212,16 @@ def test_compare_reports_images_without_a_face(tiny):
     out = tiny / "faces"
     result = CliRunner().invoke(app, ["compare", str(tiny / "test" / "normal"), "--model", str(tiny / "model.keras"),
                                       "--methods", "gradcam", "--roi", "face:ellipse", "--output", str(out),
-                                      "--metrics", "roi-ratio,pointing-hit,entropy"])
+                                      "--metrics", "roi-ratio,pointing-hit,entropy", "--save-maps"])
     assert result.exit_code == 0, result.output
     assert "3 image(s) without a region" in result.output and "no face found" in result.output
     rows = _rows(out / "scores.csv")
     assert all(r["FaceRatio"] == "nan" and r["region"] == "no face found" for r in rows)
-    assert all(0.0 <= float(r["Entropy"]) <= 1.0 for r in rows)
+    saved = {m["image"]: np.load(out / "maps" / m["map"]) for m in _rows(out / "maps" / "maps.csv")}
+    for r in (r for r in rows if r["method"] == "gradcam"):  # the map-only metric is still scored
+        mass = np.maximum(saved[r["image"]].astype(np.float64), 0)
+        p = mass[mass > 0] / mass.sum()
+        assert float(r["Entropy"]) == pytest.approx(-(p * np.log(p)).sum() / np.log(mass.size), rel=1e-4)
     summary = _all(_rows(out / "summary.csv"))
     assert summary[0]["FaceRatio_n"] == "0" and summary[0]["Entropy_n"] == "3"
 

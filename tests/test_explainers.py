@@ -3,16 +3,15 @@ the weight-randomisation sanity check, and one contract test over every register
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from xaicli import plugins  # noqa: E402
-from xaicli.api import ModelInfo  # noqa: E402
-from xaicli.runner import ModelRunner  # noqa: E402
-from xaicli.targets import resolve_target  # noqa: E402
+from xaicli import plugins
+from xaicli.api import ModelInfo
+from xaicli.runner import ModelRunner
+from xaicli.targets import resolve_target
 
 
 def make_explainer(name, params=None):

@@ -254,6 +254,24 @@ def test_ssim_identity_and_difference():
     assert ssim(a, rng.random((16, 16))) < 0.3
 
 
+@pytest.mark.parametrize("shape", [(16, 16), (40, 33)])
+def test_ssim_equals_scikit_image_with_the_same_gaussian_window(shape):
+    """scikit-image's structural_similarity (Wang et al. 2004 with Gaussian weights sigma 1.5,
+    population covariances, K1 0.01, K2 0.03, data range 1): xaicli's value is the mean of that
+    SSIM map over every pixel (borders reflected; scikit-image's own mean crops the border). The
+    windows differ only in their truncation (3.5 sigma there, 4 sigma in OpenCV): about 1e-5."""
+    from skimage.metrics import structural_similarity
+
+    rng = np.random.default_rng(6)
+    a = rng.random(shape)
+    pairs = [(a, np.clip(a + rng.normal(0, 0.2, shape), 0, 1)), (a, rng.random(shape)), (a, 0.5 * a),
+             (a, np.roll(a, 3, axis=1))]
+    for x, y in pairs:
+        _, full = structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                        data_range=1.0, K1=0.01, K2=0.03, full=True)
+        assert ssim(x, y) == pytest.approx(float(full.mean()), abs=2e-5)
+
+
 def test_randomization_metrics_use_the_random_map():
     rng = np.random.default_rng(5)
     m = rng.random((16, 16))
@@ -323,3 +341,52 @@ def test_split_half_reliability_predicts_the_agreement_of_two_independent_maps()
         assert reliability == pytest.approx(agreement, abs=0.1), n
     assert split_half_reliability(*sampled(8, 1)[1:])[0] < split_half_reliability(*sampled(64, 1)[1:])[0]
     assert np.isnan(split_half_reliability(np.ones((1, 4, 4)), truth[:, :4, :4])[0])
+
+
+# ------------------------------------------------------------- region metrics: the small print
+
+
+def test_region_metrics_count_the_mass_of_their_normalization():
+    m = np.zeros((4, 4))
+    m[0, 0], m[3, 3] = -5.0, 1.0  # the largest magnitude is negative, inside the region
+    assert BackgroundRatio(normalization="abs").score(m, region=REGION) == pytest.approx(1 / 6)
+    assert PointingHit(normalization="abs").score(m, region=REGION) == 1.0
+    assert PointingHit().score(m, region=REGION) == 0.0
+    assert RoiRatio().column() == "RoiRatio" and RoiRatio().column("Lung") == "LungRatio"
+
+
+def test_region_given_with_a_channel_or_at_another_size():
+    m = np.zeros((3, 3))
+    m[0, 0] = 1.0
+    assert RoiRatio().score(m, region=np.pad(np.ones((1, 1, 1), bool), ((0, 2), (0, 2), (0, 0)))) == 1.0
+    region = np.zeros((5, 5), bool)
+    region[3:, 3:] = True  # at 3 x 3 by nearest neighbour (rows and columns 0, 1, 3 sampled): one pixel
+    m = np.ones((3, 3))
+    assert RoiRatio().score(m, region=region) == pytest.approx(1 / 9)
+
+
+@pytest.mark.parametrize("metric", [RoiRatio(), BackgroundRatio(), PointingHit()])
+def test_a_region_metric_without_a_region_names_itself_and_the_option(metric):
+    with pytest.raises(UsageError, match=f"^metric '{metric.name}' needs a region of interest \\(roi\\)$") as caught:
+        metric.score(np.ones((4, 4)))
+    assert caught.value.parameter == "roi"
+
+
+def test_entropy_of_one_and_two_pixel_maps():
+    assert Entropy().score(np.ones((1, 1))) == 1.0  # a single pixel: no distribution to spread
+    assert Entropy().score(np.array([[1.0, 0.0]])) == 0.0
+    assert Entropy().score(np.array([[1.0, 1.0]])) == pytest.approx(1.0)
+
+
+def test_pointing_hit_tolerance_is_a_disk_of_that_radius():
+    region = np.zeros((15, 15), bool)
+    region[7, 7] = True
+    for tolerance, peak, hit in ((1, (7, 8), 1.0), (2, (7, 9), 1.0), (2, (7, 10), 0.0), (2, (7, 5), 1.0),
+                                 (2, (9, 9), 0.0), (3, (7, 4), 1.0), (3, (7, 11), 0.0)):
+        m = np.zeros((15, 15))
+        m[peak] = 1.0
+        assert PointingHit(tolerance=tolerance).score(m, region=region) == hit, (tolerance, peak)
+    with pytest.raises(UsageError, match="^pointing-hit tolerance must be >= 0 pixels, not -1$"):
+        PointingHit(tolerance=-1)
+    with pytest.raises(UsageError, match="has no parameter 'radius'"):
+        PointingHit(radius=3)

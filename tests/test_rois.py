@@ -98,6 +98,32 @@ def test_face_detector_reports_no_face_and_draws_the_largest(monkeypatch):
         FaceDetector(shape="circle")
 
 
+@pytest.mark.parametrize("size", [512, 128])
+def test_face_detector_finds_the_face_of_a_real_portrait(size):
+    """scikit-image's astronaut (Eileen Collins, NASA; 512 x 512). Marked by hand on the picture:
+    eyes at (205, 102) and (247, 102), mouth at (222, 145), the face from (185, 78) to (262, 168).
+    At 128 px the detector works on the picture upscaled to 256 px."""
+    import cv2
+    from skimage import data
+
+    image = data.astronaut().astype(np.float32) / 255.0
+    if size != 512:
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    scale = size / 512
+    boxes = FaceDetector().boxes(image)
+    assert boxes, "no face found"
+    x, y, w, h = (v / scale for v in boxes[0])
+    for px, py in ((205, 102), (247, 102), (222, 145)):  # eyes and mouth inside the box
+        assert x <= px <= x + w and y <= py <= y + h, (boxes[0], (px, py))
+    face = (185, 78, 262, 168)
+    inter = max(0, min(x + w, face[2]) - max(x, face[0])) * max(0, min(y + h, face[3]) - max(y, face[1]))
+    union = w * h + (face[2] - face[0]) * (face[3] - face[1]) - inter
+    assert inter / union > 0.5  # the box lies on the face, not on the suit or the flag
+    region = FaceDetector(shape="ellipse").region("astronaut.png", image)
+    eye = (round(102 * scale), round(205 * scale))
+    assert region[eye] and not region[round(400 * scale), round(100 * scale)]  # the face, not the suit
+
+
 def test_parse_roi(tmp_path):
     _mask(tmp_path / "m" / "a.png", 0, 1)
     assert isinstance(parse_roi(str(tmp_path / "m")), MaskFolder)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from xaicli.api import ModelInfo  # noqa: E402
-from xaicli.errors import UsageError  # noqa: E402
-from xaicli.runner import ModelRunner, Stack  # noqa: E402
-from xaicli.targets import resolve_target  # noqa: E402
+from xaicli.api import ModelInfo
+from xaicli.errors import UsageError
+from xaicli.runner import ModelRunner, Stack
+from xaicli.targets import resolve_target
 
 
 def _model(out_units=3):

@@ -12,10 +12,8 @@ import pytest
 from helpers import write_dicom
 from typer.testing import CliRunner
 
-pytest.importorskip("tensorflow")
-
-from xaicli.cli import app  # noqa: E402
-from xaicli.io import write_png  # noqa: E402
+from xaicli.cli import app
+from xaicli.io import write_png
 
 runner = CliRunner()
 FAST = ["--epochs", "2", "--batch-size", "4", "--param", "depth=2", "--param", "filters=4"]
@@ -74,7 +72,20 @@ def test_train_classification_writes_everything(chest_model):
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
     validation = json.loads((chest_model / "validation.json").read_text())
     assert validation["n"] == 4 and [c["support"] for c in validation["per_class"]] == [2, 2]  # stratified
-    assert (chest_model / "training-curve.png").read_bytes().startswith(b"\x89PNG")
+    # the loss panel (one panel per metric, side by side, in history.csv's order) has a marker per
+    # epoch and curve (and one in the legend), and the first and last go the way history.csv went
+    from pictures import TRAIN, VALIDATION, decode, markers
+
+    curve = decode((chest_model / "training-curve.png").read_bytes())
+    panels = [k for k in history[0] if k != "epoch" and not k.startswith("val_") and k != "learning_rate"]
+    width = curve.shape[1] // len(panels)
+    loss_panel = curve[:, panels.index("loss") * width : (panels.index("loss") + 1) * width]
+    for colour, key in ((TRAIN, "loss"), (VALIDATION, "val_loss")):
+        points = sorted(markers(loss_panel, colour), key=lambda p: p[1])  # by x: epoch 1 first, epoch 2 last
+        assert len(points) == len(history) + 1, key
+        went = float(history[-1][key]) - float(history[0][key])
+        if abs(went) > 0.005:  # a visible change: higher loss is drawn higher (smaller y)
+            assert np.sign(points[0][0] - points[-1][0]) == np.sign(went), (key, went)
 
 
 def test_predict_classification_no_flags(chest, chest_model, tmp_path):
@@ -96,7 +107,12 @@ def test_predict_classification_no_flags(chest, chest_model, tmp_path):
     assert evaluation["missed_pathologies"] == missed
     matrix = read_csv(out / "confusion-matrix.csv")
     assert [r["true \\ predicted"] for r in matrix] == ["nodule", "normal"]
-    assert (out / "confusion-matrix.png").read_bytes().startswith(b"\x89PNG")
+    from pictures import row_shares_shaded, shaded_cells
+
+    counts = [[int(r[name]) for name in ("nodule", "normal")] for r in matrix]
+    assert counts == evaluation["confusion_matrix"]
+    cells = shaded_cells((out / "confusion-matrix.png").read_bytes(), 2)  # the figure shows that table
+    np.testing.assert_allclose(cells, row_shares_shaded(counts), atol=3)
     assert "accuracy" in result.output
     # outputs are never overwritten silently
     again = invoke("predict", chest_model / "model.keras", chest / "test", "-o", out)
@@ -302,18 +318,31 @@ def test_segmentation_drive_layout_end_to_end(tmp_path):
     assert info["task"] == "segmentation" and info["architecture"] == "unet"
     assert info["cam_layer"] == "dec1_relu2"
     validation = json.loads((out / "validation.json").read_text())
-    assert 0.0 <= validation["dice"] <= 1.0
+    assert validation["n"] >= 1
+    # pooled counts: Dice = 2I / (|P| + |T|), IoU = I / (|P| + |T| - I), so Dice = 2 IoU / (1 + IoU)
+    iou = validation["iou_pooled"]
+    assert validation["dice_pooled"] == pytest.approx(2 * iou / (1 + iou), rel=1e-9)
     pred = tmp_path / "pred"
     result = invoke("predict", out / "model.keras", tmp_path / "test", "-o", pred)  # the DRIVE root
     assert result.exit_code == 0, result.output
     rows = read_csv(pred / "predictions.csv")
     assert len(rows) == 2  # only images/, not the masks
-    for row in rows:
-        mask_png = pred / row["mask"]
-        assert mask_png.is_file()
-        assert 0.0 <= float(row["dice"]) <= 1.0 and row["true_mask"].endswith("_manual1.gif")
+    from xaicli.io import read_mask
+
+    dices, ious = [], []
+    for row in rows:  # Dice and IoU recomputed from the written mask and the true one
+        assert row["true_mask"].endswith("_manual1.gif")
+        predicted, true = read_mask(pred / row["mask"]), read_mask(Path(row["true_mask"]))
+        both = np.logical_and(predicted, true).sum()
+        dices.append(2 * both / (predicted.sum() + true.sum()))
+        ious.append(both / np.logical_or(predicted, true).sum())
+        assert float(row["dice"]) == pytest.approx(dices[-1], rel=1e-5)
+        assert float(row["iou"]) == pytest.approx(ious[-1], rel=1e-5)
+        assert float(row["foreground"]) == pytest.approx(predicted.mean(), rel=1e-5)
     evaluation = json.loads((pred / "evaluation.json").read_text())
-    assert evaluation["n"] == 2 and "iou" in evaluation
+    assert evaluation["n"] == 2
+    assert evaluation["dice"] == pytest.approx(np.mean(dices), rel=1e-5)
+    assert evaluation["iou"] == pytest.approx(np.mean(ious), rel=1e-5)
     assert "Dice" in result.output
 
 

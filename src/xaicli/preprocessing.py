@@ -36,11 +36,13 @@ def _caffe(x: np.ndarray) -> np.ndarray:
 
 
 def _standardize(x: np.ndarray) -> np.ndarray:
-    # Per-image zero mean, unit variance.
+    # Per-image zero mean, unit variance. The moments in float64: in float32 the rounding of the
+    # mean leaves a flat image a spread of about 1e-7, which the floor turned into a constant -0.09.
     axes = tuple(range(x.ndim - 3, x.ndim))
-    mean = x.mean(axis=axes, keepdims=True)
-    std = x.std(axis=axes, keepdims=True)
-    return (x - mean) / np.maximum(std, 1e-6)
+    x64 = np.asarray(x, np.float64)
+    mean = x64.mean(axis=axes, keepdims=True)
+    std = x64.std(axis=axes, keepdims=True)
+    return (x64 - mean) / np.maximum(std, 1e-6)
 
 
 PREPROCESSORS: dict[str, Callable[[np.ndarray], np.ndarray]] = {

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +305,27 @@ class CsvStream:
 
     def discard(self) -> None:
         self.file.discard()
+
+    def written_rows(self) -> Iterator[dict[str, str]]:
+        """The rows written so far, read back from the unfinished file (as text)."""
+        if self.file.done:
+            return
+        self.file.handle.flush()
+        with open(self.file.tmp, newline="") as handle:
+            yield from csv.DictReader(handle)
+
+
+def remove_written(root: Path, names: Iterable[str]) -> None:
+    """Remove the files ``root/name`` a failed run wrote, and the folders under ``root`` it leaves
+    empty, so that an interrupted run neither leaves half its results nor blocks its rerun."""
+    folders = set()
+    for name in names:
+        if name:
+            path = root / name
+            path.unlink(missing_ok=True)
+            folders.update(parent for parent in path.parents if root in parent.parents)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        try:
+            folder.rmdir()
+        except OSError:  # not empty: files of an earlier run, or not ours
+            pass

@@ -137,6 +137,7 @@ def predict(
                 with_image=info.task == "segmentation")
     evaluation = _Evaluation(info, normal_class)
     failures: list[tuple[str, str]] = []
+    last_mask: list[str] = []  # the mask file being written (not yet listed in predictions.csv)
 
     def segmentation_columns(record: Record) -> dict[str, Any]:
         from xaicli.predictions import foreground
@@ -146,6 +147,7 @@ def predict(
                          interpolation="linear")
         mask = prob > threshold
         name = Path("masks") / f"{record.name}.png"
+        last_mask[:] = [name.as_posix()]
         io.write_png(out / name, mask, overwrite=overwrite)
         row: dict[str, Any] = {"mask": name.as_posix(), "foreground": float(mask.mean())}
         if record.truth is not None:
@@ -174,7 +176,11 @@ def predict(
                 progress(done, len(sources))
         written = sink.close()
     except BaseException as error:
+        from xaicli.io.write import remove_written
+
+        masks = [row.get("mask", "") for row in sink.stream.written_rows()] if info.task == "segmentation" else []
         sink.discard()
+        remove_written(out, masks + last_mask)  # an interrupted run leaves no masks/ to block its rerun
         journal.interrupted(error)
         raise
     report = evaluation.report()

@@ -51,6 +51,7 @@ class MapSink:
         self.index = CsvStream(self.out / "maps.csv", MAPS_COLUMNS, overwrite=overwrite)
         self.keep_rows = keep_rows
         self.rows: list[dict[str, Any]] = []  # the first keep_rows rows, for a terminal table
+        self.pending: list[str] = []  # files of the map being written, not yet in the index
 
     def add(self, record: Record) -> None:
         from xaicli.io import overlay, resize, write_npy, write_npz, write_png
@@ -62,6 +63,7 @@ class MapSink:
             stem = _safe(m.method) + (f"_{_safe(m.layer)}" if m.layer else "")
             base = Path(record.name) / stem
             map_path, png_path = base.with_name(f"{base.name}.{self.fmt}"), base.with_name(f"{base.name}.png")
+            self.pending = [map_path.as_posix(), png_path.as_posix()]
             if self.fmt == "npy":
                 write_npy(self.out / map_path, m.map, overwrite=self.overwrite)
             else:
@@ -77,6 +79,7 @@ class MapSink:
                    "reliability": m.extras.get("reliability", ""), "samples": m.extras.get("samples", ""),
                    "display": m.display, "cell": m.cell or ""}
             self.index.write(row)
+            self.pending = []
             if len(self.rows) < self.keep_rows:
                 self.rows.append(row)
 
@@ -87,7 +90,13 @@ class MapSink:
         return {"maps": str(self.index.close())}
 
     def discard(self) -> None:
+        """Remove every map and overlay written so far (listed in the unfinished index: memory does
+        not grow with the run) and the index: an interrupted run leaves nothing to block its rerun."""
+        from xaicli.io.write import remove_written
+
+        names = [name for row in self.index.written_rows() for name in (row["map"], row["overlay"])]
         self.index.discard()
+        remove_written(self.out, names + self.pending)
 
 
 class GridSink:
