@@ -21,18 +21,29 @@ def _blocks(section: str | None = None) -> list[str]:
     text = (ROOT / "README.md").read_text()
     if section is not None:
         text = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-    return [block.split("```", 1)[0] for block in text.split("```bash\n")[1:]]
+    return _blocks_of(text)
 
 
 def _quick_start_commands() -> list[str]:
     return [block.strip() for block in _blocks("Quick start")]
 
 
+def _blocks_but_serve() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    head, rest = text.split("## Serve", 1)
+    return _blocks_of(head + rest.split("\n## ", 1)[-1])
+
+
+def _blocks_of(text: str) -> list[str]:
+    return [block.split("```", 1)[0] for block in text.split("```bash\n")[1:]]
+
+
 def readme_commands() -> list[list[str]]:
     """Every xaicli command of the README, as argument lists (continued lines joined, comments and
-    the pip/pytest parts of the quick start left out)."""
+    the pip/pytest parts of the quick start left out). The Serve section's server runs until it is
+    stopped: its own test below starts it, asks it and stops it."""
     commands = []
-    for block in _blocks():
+    for block in _blocks_but_serve():
         for line in block.replace("\\\n", " ").splitlines():
             for part in line.split("&&"):
                 words = shlex.split(part, comments=True)
