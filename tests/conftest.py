@@ -4,3 +4,16 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """``helpers.tiny_classifier``'s folder: six 24 x 24 images of two classes, masks, a tiny CNN."""
+    from helpers import tiny_classifier
+
+    root = tmp_path_factory.mktemp("tiny-data")
+    tiny_classifier(root)
+    return root

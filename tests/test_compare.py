@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CLASSES, tiny_classifier
 from typer.testing import CliRunner
 
 from xaicli.cli import app
-from xaicli.io import read_image, write_png
-
-SIZE = 24
-CLASSES = ["normal", "spot"]
+from xaicli.io import read_image
 
 
 def _all(rows):
@@ -31,33 +29,9 @@ def _rows(path):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Folder-per-class 24x24 grey images (a bright spot for 'spot'), lesion masks, a tiny CNN."""
-    import keras
-
-    from xaicli.api import ModelInfo
-    from xaicli.models.io import save_model
-
     root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    for cls in CLASSES:
-        for i in range(3):
-            image = (0.3 + 0.1 * rng.random((SIZE, SIZE))).astype(np.float32)
-            mask = np.zeros((SIZE, SIZE), bool)
-            if cls == "spot":
-                y, x = rng.integers(4, SIZE - 8, 2)
-                image[y : y + 4, x : x + 4] = 1.0
-                mask[y : y + 4, x : x + 4] = True
-            write_png(root / "test" / cls / f"{cls}_{i}.png", image[:, :, None])
-            write_png(root / "masks" / cls / f"{cls}_{i}.png", mask)
+    tiny_classifier(root)
     (root / "test" / "spot" / "broken.png").write_bytes(b"not a png")
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((SIZE, SIZE, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(2, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    info = ModelInfo(task="classification", input_shape=(SIZE, SIZE, 1), class_names=CLASSES, cam_layer="conv2")
-    save_model(model, info, root / "model.keras")
     return root
 
 
@@ -105,7 +79,7 @@ def test_compare_end_to_end_writes_every_output(tiny):
     assert all(r["RoiRatio_n"] == "3" and r["Images"] == "6" for r in summary)
     # each method's maps are scored with its own normalisation: IG's signed attributions by magnitude
     assert {r["Method"]: r["Normalization"] for r in summary} == {
-        "gradcam": "positive", "ig": "abs", "lime": "positive", "rise": "positive", "random": "positive"}
+        "gradcam": "positive", "ig": "abs", "lime": "positive", "rise": "abs", "random": "positive"}
     gradcam = [float(r["Entropy"]) for r in scores if r["method"] == "gradcam"]
     assert float(summary[0]["Entropy"]) == pytest.approx(np.mean(gradcam), rel=1e-4)
 
@@ -254,11 +228,11 @@ def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path,
             "--output", str(out), "--rows-per-page", "1", "--metrics", "entropy", "--no-random-baseline"]
     original, calls = score.Scorer.score, []
 
-    def failing(self, saliency, context, *mode):
+    def failing(self, saliency, context, *mode, **curves):
         calls.append(1)
         if len(calls) == 4:  # after three grid pages are full
             raise InputError("simulated failure half way")
-        return original(self, saliency, context, *mode)
+        return original(self, saliency, context, *mode, **curves)
 
     monkeypatch.setattr(score.Scorer, "score", failing)
     result = CliRunner().invoke(app, args)

@@ -81,6 +81,7 @@ def _register() -> None:
         explain,
         plugins_cmd,
         predict,
+        report,
         score,
         train,
     )
@@ -92,6 +93,7 @@ def _register() -> None:
     app.command("compare")(compare.compare)
     app.command("dicom-anonymize")(anonymize.dicom_anonymize)
     app.command("consistency-study")(consistency_study.consistency_study)
+    app.command("report")(report.report)
     app.command("plugins")(plugins_cmd.plugins)
 
 

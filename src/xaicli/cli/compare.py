@@ -9,6 +9,7 @@ import typer
 
 
 def compare(
+    ctx: typer.Context,
     inputs: list[Path] = typer.Argument(..., help="Image files and folders (searched recursively)."),
     model: Path = typer.Option(..., "--model", "-m", help="Model file (.keras from `xaicli train`, any .keras/.h5, or a SavedModel folder)."),
     methods: str = typer.Option("gradcam,ig,lime,rise", "--methods", help="Comma-separated explainer plugins, in grid order."),
@@ -45,6 +46,7 @@ def compare(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    report: bool = typer.Option(False, "--report", help="Also write OUT/report.html: one page to read the run (see `xaicli report`)."),
 ) -> None:
     """Compare explainers on INPUTS: grid PNG, per-image scores, per-method summary, predictions."""
     from xaicli.cli.explain import method_params
@@ -83,7 +85,7 @@ def compare(
             metric_params=metric_params(deletion_steps, tolerance, metric_param), target=target, score=score,
             batch_size=batch_size, sanity=sanity, random_baseline=random_baseline, labels=labels,
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
-            colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,
+            colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed, report=report,
             progress=update,
         )
     if as_json:
@@ -116,6 +118,9 @@ def compare(
         for key, path in result.outputs.items():
             shown = ", ".join(path) if isinstance(path, list) else path
             console.print(f"  {key}: {shown}")
+    from xaicli.cli.report import finish
+
+    finish("compare", output, ctx.params, report=report, overwrite=overwrite, result=result, model=model)
     render_warnings(err_console(), result.warnings)
     raise_gates(result.gate_failures)
     if result.failures:

@@ -36,6 +36,7 @@ def render_evaluation(console: Any, task: str, report: dict[str, Any], title: st
 
 
 def predict(
+    ctx: typer.Context,
     model: Path = typer.Argument(..., help="Model file (.keras from `xaicli train`, any .keras/.h5, or a SavedModel folder)."),
     inputs: list[Path] = typer.Argument(..., help="Image files and folders (PNG/JPEG/TIFF/DICOM), searched recursively."),
     output: Path = typer.Option(Path("xaicli-predictions"), "--output", "-o", help="Output folder for predictions.csv, masks, evaluation."),
@@ -53,6 +54,7 @@ def predict(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    report: bool = typer.Option(False, "--report", help="Also write OUTPUT/report.html: one page to read the run (see `xaicli report`)."),
 ) -> None:
     """Predict INPUTS with MODEL: writes predictions.csv (and masks); evaluates when truth is known."""
     from xaicli.cli.render import err_console, out_console, table
@@ -70,7 +72,10 @@ def predict(
     console = err_console() if as_json else out_console()
     result = engine.predict(loaded, list(inputs), output, batch_size=batch_size, overwrite=overwrite,
                             labels=labels, label_column=label_column, pattern=pattern, masks=masks,
-                            normal_class=normal_class, threshold=threshold)
+                            normal_class=normal_class, threshold=threshold, report=report)
+    from xaicli.cli.report import finish
+
+    finish("predict", output, ctx.params, report=report, overwrite=overwrite, result=result, model=model)
     if as_json:
         summary = {
             "model": str(model), "task": loaded.info.task, "images": result.n_inputs,

@@ -117,6 +117,7 @@ def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
 
 
 def score(
+    ctx: typer.Context,
     run: Path = typer.Argument(..., help="An `xaicli explain` output folder (or its maps.csv)."),
     roi: list[str] = typer.Option(None, "--roi", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several."),
     roi_label: str = typer.Option(None, help="Name of the region in column names (default: Face for faces, else Roi)."),
@@ -132,6 +133,7 @@ def score(
     allow_unsafe: bool = typer.Option(False, "--allow-unsafe", help="Load a model that carries Python code (runs that code!)."),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    report: bool = typer.Option(False, "--report", help="Also write OUTPUT/report.html: one page to read the run (see `xaicli report`)."),
 ) -> None:
     """Score the maps of an `xaicli explain` run: writes scores.csv (image x method) and summary.csv."""
     from xaicli.cli.compare import normalizations
@@ -170,6 +172,10 @@ def score(
         report_problems(console, result.no_region)
         for key, path in result.outputs.items():
             console.print(f"  {key}: {path}")
+    from xaicli.cli.report import finish
+
+    finish("score", Path(result.outputs["scores"]).parent, ctx.params, report=report, overwrite=overwrite,
+           result=result, model=model)
     for warning in result.warnings:
         err_console().print(f"[yellow]warning: {warning}[/yellow]")
     raise_gates(result.gate_failures)

@@ -155,6 +155,7 @@ def train(
     cam_decay: float = typer.Option(0.9, "--cam-decay", help="Decay of the moving class-mean maps, in [0, 1)."),
     config: Path = typer.Option(None, "--config", help="YAML file with any of these options (command-line values win)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    report: bool = typer.Option(False, "--report", help="Also write OUTPUT/report.html: one page to read the run (see `xaicli report`)."),
 ) -> None:
     """Train a model on DATA and write a self-describing model file, its history and curves."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -168,7 +169,7 @@ def train(
         validation_split=validation_split, augment=augment, seed=seed, labels=labels, label_column=label_column,
         pattern=pattern, masks=masks, normal_class=normal_class, cam_consistency=cam_consistency,
         cam_layer=cam_layer, cam_schedule=cam_schedule, cam_warmup=cam_warmup, cam_decay=cam_decay,
-        config=config, overwrite=overwrite,
+        config=config, overwrite=overwrite, report=report,
     ))
     console = err_console()
     epochs_total = int(values["epochs"])
@@ -207,6 +208,10 @@ def train(
         out.print("no validation split (--validation-split 0): no validation report")
     for key, path in result.outputs.items():
         out.print(f"  {key}: {path}")
+    from xaicli.cli.report import finish
+
+    finish("train", values["output"], values, report=bool(values["report"]), overwrite=bool(values["overwrite"]),
+           result=result, model=result.model_path)
     if result.failures:
         from xaicli.errors import PartialFailure
 

@@ -161,6 +161,11 @@ class _Faithfulness(MapMetric):
     def score(self, saliency: np.ndarray, **context: Any) -> float:
         return auc(self.curve(saliency, **context))
 
+    def score_curve(self, saliency: np.ndarray, **context: Any) -> tuple[float, np.ndarray]:
+        """The AUC and the curve it is the area of (a run's mean curves are drawn in its report)."""
+        values = self.curve(saliency, **context)
+        return auc(values), values
+
 
 class Deletion(_Faithfulness):
     """Deletion AUC (RISE paper): remove pixels by decreasing saliency; lower is better.

@@ -4,8 +4,9 @@ The pipeline's stages (read, predict/target, explain) and two more -- the random
 check and scoring -- feed the sinks: the comparison grid, ``predictions.csv`` (the age study's
 ``# | predicted | true | abs error``), ``scores.csv`` (image x method, the ``random`` reference
 map included), ``summary.csv`` (the means per method) and ``consistency.csv`` (the Grad-CAM
-consistency metric per class, classification with known truth), and with ``save_maps`` the maps as
-``explain`` writes them under ``OUT/maps/``. One model runner serves the explanations and the
+consistency metric per class, classification with known truth), ``curves.csv`` (the mean deletion
+and insertion curves per method), with ``save_maps`` the maps as ``explain`` writes them under
+``OUT/maps/``, and with ``report`` the per-image pictures of ``xaicli report`` (``OUT/report/``). One model runner serves the explanations and the
 faithfulness curves; a second one, only with ``sanity``, runs the weight-randomised copy.
 
 The randomisation sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018)
@@ -23,6 +24,7 @@ from typing import Any
 
 from xaicli.api import Explanation, LoadedModel, RegionSource
 from xaicli.errors import InputError, UsageError
+from xaicli.pipeline.curves import CurveSink
 from xaicli.pipeline.groups import QUALITY, Grouping
 from xaicli.pipeline.run import Batch, Method, Pipeline, make_methods
 from xaicli.pipeline.scoring import (
@@ -70,6 +72,13 @@ class CompareResult:
     quality: float = float("nan")  # on every explained image with a known truth
 
 
+def model_title(loaded: LoadedModel) -> str:
+    """The model as a grid page names it: its file (with its folder) and what it is."""
+    info = loaded.info
+    name = f"{loaded.path.parent.name}/{loaded.path.name}" if loaded.path is not None else "model in memory"
+    return f"model {name}: {info.architecture or 'foreign model'}, {info.task}"
+
+
 def randomized_copy(model: Any, seed: int = 0) -> Any:
     """The same architecture with every weight drawn afresh from its initializer (Adebayo et al.)."""
     import keras
@@ -104,6 +113,7 @@ def score_stage(scorer: Scorer, *, random_baseline: bool, seed: int) -> Callable
     def stage(batch: Batch, pipeline: Pipeline) -> None:
         for record in batch.good:
             regions, record.region_status, record.region_failure = scorer.region(record)
+            record.regions = regions  # the grid and the report outline them
             model_fn = None
             if "model_fn" in scorer.needs:
                 model_fn = model_function(pipeline.runner, pipeline.info, record.target)
@@ -143,9 +153,11 @@ def compare(
     frame: int | None = None,
     keep_rows: bool = False,
     keep_predictions: int = 20,
+    report: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> CompareResult:
-    """Explain, score and draw every image under ``inputs`` (see the module docstring)."""
+    """Explain, score and draw every image under ``inputs`` (see the module docstring); with
+    ``report``, also keep the per-image pictures ``xaicli report`` shows (``OUT/report/``)."""
     from xaicli import datasets
     from xaicli.io import check_outputs, discover
     from xaicli.io.grid import GridWriter
@@ -178,11 +190,12 @@ def compare(
         gate.check(method_names + [RANDOM_METHOD], gate_columns)
     modes = {m.name: scorer.mode(m.name, m.explainer.display) for m in chosen}
     grid = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
-                      alpha=alpha, mode=modes, overwrite=overwrite)
+                      alpha=alpha, mode=modes, overwrite=overwrite, title=model_title(loaded))
     planned = [out / "scores.csv", out / "summary.csv", out / "predictions.csv"]
     planned += [out / "consistency.csv"] if scorer.set_metrics else []
     planned += [grid.page_path(n) for n in range(1, -(-len(sources) // rows_per_page) + 1)]
     planned += [out / "maps" / "maps.csv"] if save_maps else []
+    planned += [out / "curves.csv"] if scorer.has_curves else []
     check_outputs(planned, overwrite)
 
     pipeline = Pipeline(loaded, chosen, target=target, score=score, batch_size=batch_size, frame=frame)
@@ -193,9 +206,14 @@ def compare(
     scores = ScoreSink(out, scorer, info, order=order, overwrite=overwrite, keep_rows=keep_rows, grouping=grouping)
     predictions = PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite,
                                  keep_rows=keep_predictions)
-    sinks: list[Any] = [predictions, scores, GridSink(grid, info)]
+    sinks: list[Any] = [predictions, scores, GridSink(grid, info), CurveSink(out / "curves.csv", overwrite=overwrite)]
     if save_maps:
         sinks.append(MapSink(out / "maps", colormap=colormap, alpha=alpha, overwrite=overwrite))
+    if report:  # the per-image pictures of `xaicli report` (OUT/report/), kept as the records pass
+        from xaicli.report.keep import ViewSink
+
+        sinks.append(ViewSink(out / "report", info, colormap=colormap, alpha=alpha, modes=modes, class_means=scores,
+                              overwrite=overwrite))
     failures: list[tuple[str, str]] = []
     region_failures: list[tuple[str, str]] = []
     no_region: list[tuple[str, str]] = []

@@ -22,7 +22,7 @@ from xaicli.errors import InputError, XaicliError
 from xaicli.pipeline.record import Record
 from xaicli.pipeline.run import Pipeline
 from xaicli.pipeline.scoring import strip_path
-from xaicli.pipeline.sinks import PredictionSink, prediction_columns
+from xaicli.pipeline.sinks import PredictionSink, close_all, discard_all, prediction_columns
 
 
 @dataclass
@@ -97,9 +97,11 @@ def predict(
     threshold: float = 0.5,
     frame: int | None = None,
     keep_rows: int = 50,
+    report: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> PredictResult:
-    """Predict every image under ``inputs`` (see the module docstring for what is written)."""
+    """Predict every image under ``inputs`` (see the module docstring for what is written); with
+    ``report``, also keep the small copies of the images ``xaicli report`` shows (``OUT/report/``)."""
     from xaicli import datasets, io
     from xaicli.evaluation import write_classification_files
 
@@ -145,6 +147,11 @@ def predict(
     has_truth = any(t is not None for t in truths)
     sink = PredictionSink(out / "predictions.csv", info, layout="full", has_truth=has_truth, overwrite=overwrite,
                           keep_rows=keep_rows, extra=segmentation_columns if info.task == "segmentation" else None)
+    sinks: list[Any] = [sink]
+    if report:  # the pictures of `xaicli report`'s per-image rows
+        from xaicli.report.keep import ViewSink
+
+        sinks.append(ViewSink(out / "report", info, overwrite=overwrite))
     done = 0
     try:
         for record in pipeline.records(sources, truths=truths):
@@ -152,13 +159,14 @@ def predict(
             if not record.ok:
                 failures.append((record.label, strip_path(record.error or "failed", record.label)))
                 continue
-            sink.add(record)
+            for each in sinks:
+                each.add(record)
             evaluation.add(record)
             if progress is not None:
                 progress(done, len(sources))
-        written = sink.close()
+        written = close_all(sinks)
     except BaseException:
-        sink.discard()
+        discard_all(sinks)
         raise
     report = evaluation.report()
     if report is not None:

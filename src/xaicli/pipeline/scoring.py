@@ -206,8 +206,15 @@ class Scorer:
             return None, EMPTY_REGION, None
         return mask, REGION_OK, None
 
-    def score(self, saliency: np.ndarray, context: dict[str, Any], mode: str = "positive") -> dict[str, float]:
-        """Every column for one map; ``context["regions"]`` holds each region's mask (or None)."""
+    @property
+    def has_curves(self) -> bool:
+        """Whether a metric of this run scores the area of a curve (``score_curve``: deletion, insertion)."""
+        return any(hasattr(m, "score_curve") for m in self.metrics)
+
+    def score(self, saliency: np.ndarray, context: dict[str, Any], mode: str = "positive",
+              curves: dict[str, np.ndarray] | None = None) -> dict[str, float]:
+        """Every column for one map; ``context["regions"]`` holds each region's mask (or None).
+        ``curves``, if given, receives the curve of each column a metric scores as its area."""
         metrics = {m.name: m for m in self._metrics(mode)[0]}
         regions = context.get("regions") or {}
         values: dict[str, float] = {}
@@ -216,7 +223,12 @@ class Scorer:
             if any(ctx.get(key) is None for key in metric.requires if key != "cell"):
                 values[column] = math.nan  # e.g. no region for this image: reported, not scored
                 continue
-            values[column] = float(metrics[metric.name].score(saliency, **ctx))
+            made = metrics[metric.name]
+            if curves is not None and hasattr(made, "score_curve"):
+                value, curves[column] = made.score_curve(saliency, **ctx)
+                values[column] = float(value)
+            else:
+                values[column] = float(made.score(saliency, **ctx))
         return values
 
     def score_record(self, record: Record, *, model_fn: Callable | None = None, random_map: np.ndarray | None = None,
@@ -228,11 +240,13 @@ class Scorer:
             ctx = {**context, "cell": m.cell}
             if m.key in record.randomized:
                 ctx["random_saliency"] = at_shape(record.randomized[m.key], m.map.shape)
-            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display))
+            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display),
+                                              curves=record.curves.setdefault(m.key, {}))
         if random_map is not None:  # the chance reference, scored by the same rules: the coarsest
             # tolerance any method got for this image, and no randomised-model map (those columns NaN)
             cell = max((m.cell for m in record.maps), default=0.0)
-            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell})
+            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell},
+                                                      curves=record.curves.setdefault(RANDOM_METHOD, {}))
 
 
 def at_shape(saliency: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

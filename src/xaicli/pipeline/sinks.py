@@ -103,7 +103,7 @@ class GridSink:
         truth = truth_text(record, self.info)
         if truth:
             caption.append(f"true: {truth}")
-        self.grid.add(record.image, maps, caption)
+        self.grid.add(record.image, maps, caption, record.regions)
 
     def close(self) -> dict[str, Any]:
         return {"grid": [str(p) for p in self.grid.close()]}
@@ -115,7 +115,7 @@ class GridSink:
 def _predicted_text(record: Record) -> str:
     p = record.prediction
     if p.task == "classification":
-        return p.label
+        return f"{p.label} ({p.confidence:.2f})"
     if p.task == "regression":
         return f"{p.value:.4g}"
     return p.text
