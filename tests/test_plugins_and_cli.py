@@ -152,7 +152,7 @@ def test_version_and_help():
     assert result.exit_code == 0 and result.stdout.strip() == f"xaicli {__version__}"
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "predict", "explain", "score", "compare", "dicom-anonymize", "plugins"):
+    for command in ("train", "predict", "explain", "score", "compare", "report", "dicom-anonymize", "plugins"):
         assert command in result.stdout
 
 
@@ -167,11 +167,11 @@ def test_help_does_not_import_tensorflow():
                 main()
             except SystemExit:
                 pass
-        heavy = [m for m in ("tensorflow", "keras", "cv2", "pydicom", "lime") if m in sys.modules]
+        heavy = [m for m in ("tensorflow", "keras", "cv2", "pydicom", "lime", "jinja2", "matplotlib") if m in sys.modules]
         print("HEAVY", heavy)
         """
         % ", ".join(f'["{c}", "--help"]' for c in
-                    ("train", "predict", "explain", "score", "compare", "dicom-anonymize", "plugins"))
+                    ("train", "predict", "explain", "score", "compare", "report", "dicom-anonymize", "plugins"))
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]

@@ -200,11 +200,16 @@ class GridWriter:
 
     def _legend(self, width: int) -> np.ndarray:
         """The colour scale (each map from 0, or its minimum, to its largest value) and the outlines."""
-        text = "colour: each map from 0 (its minimum for minmax; -max for signed) to its maximum"
+        lines = ["each map from 0 to its own maximum"]
+        modes = {self._mode(method) for method in self.methods}
+        if "minmax" in modes:
+            lines.append("minmax: from the map's minimum")
+        if "signed" in modes:
+            lines.append("signed: from -max, 0 in the middle")
         if self.regions:
-            text += "; outline: " + ", ".join(self.regions)
+            lines.append("outline: " + ", ".join(self.regions))
         return np.vstack([colour_bar(width, self.tile, self.colormap, ["0", "max"]),
-                          text_strip([text], width, self.tile)])
+                          text_strip(lines, width, self.tile)])
 
     def _flush(self) -> None:
         from xaicli.io import encode_png, write_bytes

@@ -100,6 +100,8 @@ class GridSink:
             return
         maps = {m.key: m.map for m in record.maps if m.key == m.method}
         caption = [Path(record.name).name, f"pred: {_predicted_text(record)}"]
+        if record.prediction.task == "classification":  # on its own line: a long class name leaves no room
+            caption.append(f"confidence {record.prediction.confidence:.2f}")
         truth = truth_text(record, self.info)
         if truth:
             caption.append(f"true: {truth}")
@@ -115,7 +117,7 @@ class GridSink:
 def _predicted_text(record: Record) -> str:
     p = record.prediction
     if p.task == "classification":
-        return f"{p.label} ({p.confidence:.2f})"
+        return p.label
     if p.task == "regression":
         return f"{p.value:.4g}"
     return p.text
