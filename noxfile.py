@@ -21,7 +21,8 @@ def tests(session: nox.Session) -> None:
     """Run the test suite (pass pytest arguments after --)."""
     # the same setup as the README's test command and CI (in the session's environment: its python first on PATH)
     session.run("bash", "scripts/setup-tests.sh", external=True)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "--junitxml=junit.xml", *session.posargs)
+    session.run("python", "scripts/check_skips.py", "junit.xml")
 
 
 # Mutation testing (docs/testing.md): mutmut over the pure-Python core with the tests that check it.

@@ -83,5 +83,27 @@ def assert_same_outputs(a: Path, b: Path, *, rel: float = 0.0, exact_files: bool
     for name in names:
         if name.endswith(".csv"):
             assert_same_csv(a / name, b / name, rel)
+        elif name.startswith("run-") and name.endswith(".json"):
+            assert _run_record(a / name) == _run_record(b / name), f"{name} differs"
         elif exact_files:
             assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
+
+
+#: what a run record (run-<command>.json) says about how and where a run went, not what it found
+HOW_AND_WHERE = ("output", "engine", "address", "batch_size")
+
+
+def _run_record(path: Path) -> dict:
+    """A run record without its time of writing, its timings and the settings of how and where it ran."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in TIMING}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return value
+
+    record = json.loads(path.read_text())
+    record.pop("written")
+    record["settings"] = {k: v for k, v in record["settings"].items() if k not in HOW_AND_WHERE}
+    return plain(record)
+

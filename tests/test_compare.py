@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import CLASSES, tiny_classifier
 from typer.testing import CliRunner
 
 from xaicli.cli import app
-from xaicli.io import read_image, write_png
-
-SIZE = 24
-CLASSES = ["normal", "spot"]
+from xaicli.io import read_image
 
 
 def _all(rows):
@@ -31,33 +29,9 @@ def _rows(path):
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """Folder-per-class 24x24 grey images (a bright spot for 'spot'), lesion masks, a tiny CNN."""
-    import keras
-
-    from xaicli.api import ModelInfo
-    from xaicli.models.io import save_model
-
     root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    for cls in CLASSES:
-        for i in range(3):
-            image = (0.3 + 0.1 * rng.random((SIZE, SIZE))).astype(np.float32)
-            mask = np.zeros((SIZE, SIZE), bool)
-            if cls == "spot":
-                y, x = rng.integers(4, SIZE - 8, 2)
-                image[y : y + 4, x : x + 4] = 1.0
-                mask[y : y + 4, x : x + 4] = True
-            write_png(root / "test" / cls / f"{cls}_{i}.png", image[:, :, None])
-            write_png(root / "masks" / cls / f"{cls}_{i}.png", mask)
+    tiny_classifier(root)
     (root / "test" / "spot" / "broken.png").write_bytes(b"not a png")
-    keras.utils.set_random_seed(1)
-    inputs = keras.Input((SIZE, SIZE, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inputs)
-    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv2")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(2, activation="softmax")(x)
-    model = keras.Model(inputs, outputs)
-    info = ModelInfo(task="classification", input_shape=(SIZE, SIZE, 1), class_names=CLASSES, cam_layer="conv2")
-    save_model(model, info, root / "model.keras")
     return root
 
 
@@ -114,7 +88,7 @@ def test_compare_end_to_end_writes_every_output(tiny):
     assert all(r["RoiRatio_n"] == "3" and r["Images"] == "6" for r in summary)
     # each method's maps are scored with its own normalisation: IG's signed attributions by magnitude
     assert {r["Method"]: r["Normalization"] for r in summary} == {
-        "gradcam": "positive", "ig": "abs", "lime": "positive", "rise": "positive", "random": "positive"}
+        "gradcam": "positive", "ig": "abs", "lime": "positive", "rise": "abs", "random": "positive"}
     gradcam = [float(r["Entropy"]) for r in scores if r["method"] == "gradcam"]
     assert float(summary[0]["Entropy"]) == pytest.approx(np.mean(gradcam), rel=1e-4)
 
@@ -141,11 +115,21 @@ def _check_gradcam_column(page, tiny, out):
 
     from xaicli.io import overlay
 
-    def find(tile):
+    def find(tile, outline):
         big = cv2.resize(tile, (160, 160), interpolation=cv2.INTER_NEAREST)  # 24 px enlarged to the tile
         scores = cv2.matchTemplate(page.astype(np.float32), big.astype(np.float32), cv2.TM_SQDIFF)
         _, _, (x, y), _ = cv2.minMaxLoc(scores)
-        return y, x, int(np.abs(page[y : y + 160, x : x + 160].astype(int) - big).max())
+        differs = np.abs(page[y : y + 160, x : x + 160].astype(int) - big).max(axis=2)
+        return y, x, int(differs[~outline].max()), int(differs[outline].max()) if outline.any() else 0
+
+    def outline_of(path):
+        """The band the region's outline is drawn on (its edge, a few pixels either side), at the tile's size."""
+        mask = path.parent.parent.parent / "masks" / path.parent.name / path.name
+        if not mask.is_file():
+            return np.zeros((160, 160), bool)
+        region = cv2.resize((read_image(mask)[:, :, 0] > 0.5).astype(np.uint8), (160, 160), interpolation=cv2.INTER_NEAREST)
+        band = np.ones((9, 9), np.uint8)
+        return cv2.dilate(region, band).astype(bool) & ~cv2.erode(region, band).astype(bool)
 
     maps = {m["image"]: m["map"] for m in _rows(out / "maps" / "maps.csv") if m["method"] == "gradcam"}
     files = [tiny / "test" / "normal" / f"normal_{i}.png" for i in range(3)] + [tiny / "test" / "spot" / "spot_0.png"]
@@ -153,13 +137,15 @@ def _check_gradcam_column(page, tiny, out):
     for path in files:
         image = read_image(path)
         saliency = np.load(out / "maps" / next(v for k, v in maps.items() if k.endswith(path.name)))
-        plain = find(np.repeat(np.round(image * 255).astype(np.uint8), 3, axis=2))
-        shown = find(overlay(image, saliency, mode="positive"))
-        assert plain[2] == 0 and shown[2] == 0, path.name  # both drawn, pixel for pixel
+        outline = outline_of(path)
+        plain = find(np.repeat(np.round(image * 255).astype(np.uint8), 3, axis=2), outline)
+        shown = find(overlay(image, saliency, mode="positive"), outline)
+        assert plain[2] == 0 and shown[2] == 0, path.name  # both drawn, pixel for pixel, but for the outline
+        assert (plain[3] > 0) == outline.any() and (shown[3] > 0) == outline.any(), path.name  # outlined: the lesion
         # in the image's row, in the first method column: the very next cell right of the image
         assert plain[0] == shown[0] and plain[1] + 160 <= shown[1] < plain[1] + 2 * 160
         cells.append(shown)
-    assert len({x for _, x, _ in cells}) == 1 and [y for y, _, _ in cells] == sorted(y for y, _, _ in cells)
+    assert len({c[1] for c in cells}) == 1 and [c[0] for c in cells] == sorted(c[0] for c in cells)
 
 
 def test_compare_json_and_score_rescore(tiny):
@@ -295,11 +281,11 @@ def test_a_failed_compare_leaves_no_grid_page_to_block_its_rerun(tiny, tmp_path,
             "--output", str(out), "--rows-per-page", "1", "--metrics", "entropy", "--no-random-baseline"]
     original, calls = score.Scorer.score, []
 
-    def failing(self, saliency, context, *mode):
+    def failing(self, saliency, context, *mode, **curves):
         calls.append(1)
         if len(calls) == 4:  # after three grid pages are full
             raise InputError("simulated failure half way")
-        return original(self, saliency, context, *mode)
+        return original(self, saliency, context, *mode, **curves)
 
     monkeypatch.setattr(score.Scorer, "score", failing)
     result = CliRunner().invoke(app, args)

@@ -152,7 +152,8 @@ def test_version_and_help():
     assert result.exit_code == 0 and result.stdout.strip() == f"xaicli {__version__}"
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("train", "predict", "explain", "score", "compare", "dicom-anonymize", "serve", "plugins"):
+    for command in ("train", "predict", "explain", "score", "compare", "report", "dicom-anonymize", "serve",
+                    "plugins"):
         assert command in result.stdout
 
 
@@ -168,11 +169,12 @@ def test_help_does_not_import_tensorflow():
             except SystemExit:
                 pass
         heavy = [m for m in ("tensorflow", "keras", "cv2", "pydicom", "lime", "fastapi", "starlette", "uvicorn",
-                             "jinja2", "python_multipart", "ray") if m in sys.modules]
+                             "jinja2", "python_multipart", "ray", "matplotlib") if m in sys.modules]
         print("HEAVY", heavy)
         """
         % ", ".join(f'["{c}", "--help"]' for c in
-                    ("train", "predict", "explain", "score", "compare", "dicom-anonymize", "serve", "plugins"))
+                    ("train", "predict", "explain", "score", "compare", "report", "dicom-anonymize", "serve",
+                     "plugins"))
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert "HEAVY []" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]

@@ -110,6 +110,11 @@ def check(words: list[str], done: subprocess.CompletedProcess, cwd: Path) -> Non
         assert len(_rows(out / "study.csv")) == 2
     elif command == "dicom-anonymize" and out is not None:
         assert list(out.rglob("*.dcm"))
+    elif command == "report":
+        page = (cwd / words[2] / "report.html").read_text()
+        assert "<html" in page and "Traceback" not in page
+    if "--report" in words:  # the page the README tells the reader to open
+        assert "<html" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize("index", range(len(readme_commands())))

@@ -58,3 +58,18 @@ def unit_range(saliency: np.ndarray, mode: str = "positive") -> np.ndarray:
     mass = nonnegative(saliency, mode)
     top = mass.max() if mass.size else 0.0
     return mass / top if top > 0 else np.zeros_like(mass)
+
+
+def display_range(saliency: np.ndarray, mode: str = "positive") -> tuple[float, float]:
+    """The map values shown at the two ends of a colour scale drawn by :func:`unit_range`: 0 and
+    the largest mass (``positive``, ``abs``), the minimum and maximum (``minmax``), -max|m| and
+    +max|m| (``signed``); for the numbers on a colour bar."""
+    array = np.nan_to_num(np.asarray(saliency, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    if not array.size:
+        return 0.0, 0.0
+    if mode == "signed":
+        top = float(np.abs(array).max())
+        return -top, top
+    if mode == "minmax":
+        return float(array.min()), float(array.max())
+    return 0.0, float(nonnegative(array, mode).max())

@@ -25,6 +25,7 @@ def _boxes(texts: list[str]) -> tuple[tuple[int, int, int, int], ...]:
 
 
 def dicom_anonymize(
+    ctx: typer.Context,
     inputs: list[str] = typer.Argument(None, help="DICOM files and folders (folders are searched recursively)."),
     output: Path = typer.Option(
         None, "--output", "--out", "-o", help="Output folder: PATIENT/STUDY/SERIES/INSTANCE.dcm named by pseudonyms and new UIDs."
@@ -62,6 +63,7 @@ def dicom_anonymize(
         None, "--against", help="With --check: the original input; search the output for its names, IDs, dates, addresses."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout."),
+    report: bool = typer.Option(False, "--report", help="Also write OUTPUT/report.html: the run's counts and reasons, never a value (see `xaicli report`)."),
 ) -> None:
     """De-identify DICOM files with the PS3.15 Annex E Basic Profile (or --check a folder)."""
     from xaicli import __version__
@@ -172,6 +174,9 @@ def dicom_anonymize(
         if summary.audit_path:
             console.print(f"audit: {summary.audit_path}  report: {summary.report_path}")
             console.print(f"inputs by number: {summary.paths_path} (beside the output, mode 0600: do not share)")
+    from xaicli.cli.report import finish
+
+    finish("dicom-anonymize", output, ctx.params, report=report and not dry_run, overwrite=overwrite)
     problems = [(summary.label(r.src), r.reason) for r in failed + quarantined + held]
     if problems:
         raise PartialFailure(f"{len(problems)} of {len(summary.results)} files were not de-identified", problems)

@@ -60,19 +60,20 @@ EXIT_CODES = ("Exit codes: 0 ok, 1 internal error (a bug: traceback shown), 2 us
 
 #: one example (or two) per command, shown at the end of its --help
 EXAMPLES = {
-    "train": ["xaicli train sample_data/chest/train --model simple-cnn --epochs 10 -o out/chest-model",
+    "train": ["xaicli train sample_data/chest/train --model simple-cnn --epochs 10 --batch-size 8 -o out/chest-model",
               "xaicli train data/ --config train.yaml --json"],
     "predict": ["xaicli predict --model sample_data/models/chest/model.keras sample_data/chest/test -o out/pred"],
     "explain": ["xaicli explain --model sample_data/models/chest/model.keras sample_data/chest/test/nodule -m gradcam,ig",
                 "xaicli explain --model m.keras scan.dcm -m gradcam --layer all-conv -o out/layers"],
     "score": ["xaicli score out/explained --roi masks/ --model m.keras --fail-if 'gradcam.PointingHit<0.8'"],
     "compare": ["xaicli compare sample_data/chest/test --model sample_data/models/chest/model.keras -m gradcam,ig,lime,rise "
-                "--roi sample_data/chest/masks/lesion/test -o out/chest-compare",
+                "--roi sample_data/chest/masks/lesion/test -o out/chest-compare --report",
                 "xaicli compare images/ --model m.keras -m gradcam --roi lesion=masks/ --fail-if 'gradcam.RoiLift<2'"],
     "dicom-anonymize": ["xaicli dicom-anonymize sample_data/dicom -o out/deid && xaicli dicom-anonymize --check out/deid "
                         "--against sample_data/dicom"],
     "consistency-study": ["xaicli consistency-study sample_data/chest/train sample_data/chest/test -o out/study "
                           "--depths 2,3 --epochs 20"],
+    "report": ["xaicli report out/chest-compare", "xaicli report out/chest-model --overwrite"],
     "plugins": ["xaicli plugins explainers", "xaicli plugins --no-check --json"],
     "serve": ["xaicli serve --model sample_data/models/chest/model.keras --port 8000",
               "xaicli serve --model chest=a.keras --model faces=b.keras --token-file token.txt"],
@@ -125,6 +126,7 @@ def _register() -> None:
         explain,
         plugins_cmd,
         predict,
+        report,
         score,
         serve,
         train,
@@ -134,7 +136,8 @@ def _register() -> None:
                            ("score", score.score), ("compare", compare.compare),
                            ("dicom-anonymize", anonymize.dicom_anonymize),
                            ("consistency-study", consistency_study.consistency_study),
-                           ("plugins", plugins_cmd.plugins), ("serve", serve.serve)):
+                           ("report", report.report), ("plugins", plugins_cmd.plugins),
+                           ("serve", serve.serve)):
         app.command(name, epilog=epilog(name))(function)
 
 

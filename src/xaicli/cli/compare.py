@@ -12,6 +12,7 @@ from xaicli.cli import options as opt
 
 
 def compare(
+    ctx: typer.Context,
     inputs: opt.Inputs,
     model: opt.OptionalModel = None,
     method: opt.Methods = None,
@@ -57,6 +58,7 @@ def compare(
     as_json: opt.Json = False,
     quiet: opt.Quiet = False,
     overwrite: opt.Overwrite = False,
+    report: opt.Report = False,
     engine: opt.Engine = "local",
     address: opt.Address = None,
     resume: opt.Resume = False,
@@ -92,7 +94,7 @@ def compare(
             label_column=label_column, pattern=pattern, rows_per_page=rows_per_page, tile=tile,
             colormap=colormap, alpha=alpha, save_maps=save_maps, overwrite=overwrite, seed=seed,
             max_size=max_size, precision=precision, frame=frame, progress=progress,
-            engine=engine, address=address, resume=resume,
+            engine=engine, address=address, resume=resume, report=report,
         )
     if as_json:
         payload = {
@@ -124,6 +126,9 @@ def compare(
         for key, path in result.outputs.items():
             shown = ", ".join(path) if isinstance(path, list) else path
             console.print(f"  {key}: {shown}")
+    from xaicli.cli.report import finish
+
+    finish("compare", output, ctx.params, report=report, overwrite=overwrite, result=result, model=model)
     render_warnings(err_console(), result.warnings)
     raise_gates(result.gate_failures)
     if result.failures:

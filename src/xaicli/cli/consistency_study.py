@@ -18,6 +18,7 @@ def _numbers(text: str, kind: type, option: str) -> list:
 
 
 def consistency_study(
+    ctx: typer.Context,
     train_dir: Path = typer.Argument(..., help="Training folder, one sub-folder per class."),
     test_dir: Path = typer.Argument(..., help="Test folder, one sub-folder per class."),
     out: Path = typer.Option(Path("consistency-study"), "--output", "--out", "-o", metavar="DIR", help="Output folder."),
@@ -33,6 +34,7 @@ def consistency_study(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+    report: bool = typer.Option(False, "--report", help="Also write OUT/report.html: one page to read the study (see `xaicli report`)."),
 ) -> None:
     """Train simple-cnn at several depths with and without the Grad-CAM consistency regulariser.
 
@@ -52,6 +54,9 @@ def consistency_study(
         warmup=warmup, decay=decay, seed=seed, overwrite=overwrite,
         on_status=None if quiet else (lambda message: console.print(f"[dim]{message}[/dim]")),
     )
+    from xaicli.cli.report import finish
+
+    finish("consistency-study", out, ctx.params, report=report, overwrite=overwrite)
     if as_json:
         typer.echo(json.dumps([r.as_csv() for r in rows], indent=2))
         return

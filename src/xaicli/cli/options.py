@@ -27,6 +27,8 @@ Inputs = Annotated[list[Path], typer.Argument(
 Json = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary to stdout.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines or bars (errors and warnings still show).")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")]
+Report = Annotated[bool, typer.Option("--report", help="Also write OUT/report.html: one page to read the run "
+                                                       "(see `xaicli report`).")]
 BatchSize = Annotated[int, typer.Option("--batch-size", metavar="N",
                                         help="Images (and perturbations) per model call: bounds memory.")]
 Frame = Annotated[str | None, typer.Option(

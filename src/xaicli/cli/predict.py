@@ -38,6 +38,7 @@ def render_evaluation(console: Any, task: str, report: dict[str, Any], title: st
 
 
 def predict(
+    ctx: typer.Context,
     inputs: opt.Inputs,
     model: opt.OptionalModel = None,
     output: opt.Output = Path("xaicli-predictions"),
@@ -58,6 +59,7 @@ def predict(
     as_json: opt.Json = False,
     quiet: opt.Quiet = False,
     overwrite: opt.Overwrite = False,
+    report: opt.Report = False,
     engine: opt.Engine = "local",
     address: opt.Address = None,
     resume: opt.Resume = False,
@@ -80,7 +82,10 @@ def predict(
         result = composition.predict(loaded, inputs, output, batch_size=batch_size, overwrite=overwrite,
                                      labels=labels, label_column=label_column, pattern=pattern, masks=masks,
                                      normal_class=normal_class, threshold=threshold, frame=frame, progress=progress,
-                                     engine=engine, address=address, resume=resume)
+                                     engine=engine, address=address, resume=resume, report=report)
+    from xaicli.cli.report import finish
+
+    finish("predict", output, ctx.params, report=report, overwrite=overwrite, result=result, model=model)
     if as_json:
         summary = {
             "model": str(model), "task": loaded.info.task, "images": result.n_inputs,

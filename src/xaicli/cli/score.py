@@ -100,6 +100,7 @@ def report_problems(console: Any, no_region: list[tuple[str, str]]) -> None:
 
 
 def score(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Argument(metavar="RUN", help="An `xaicli explain` output folder (or its maps.csv).")],
     model: opt.OptionalModel = None,
     roi: Annotated[list[str] | None, typer.Option("--roi", metavar="[NAME=]SPEC", help="Region of interest: a mask folder, masks:DIR, face-masks:DIR, face[:box|ellipse], box:X0,Y0,X1,Y1 or ellipse:CX,CY,RX,RY; repeat as NAME=SPEC for several.")] = None,
@@ -116,6 +117,7 @@ def score(
     as_json: opt.Json = False,
     quiet: opt.Quiet = False,
     overwrite: opt.Overwrite = False,
+    report: opt.Report = False,
 ) -> None:
     """Score the maps of an `xaicli explain` run: writes scores.csv (image x method) and summary.csv."""
     from xaicli.cli.compare import normalizations
@@ -154,6 +156,10 @@ def score(
         report_problems(console, result.no_region)
         for key, path in result.outputs.items():
             console.print(f"  {key}: {path}")
+    from xaicli.cli.report import finish
+
+    finish("score", Path(result.outputs["scores"]).parent, ctx.params, report=report, overwrite=overwrite,
+           result=result, model=model)
     for warning in result.warnings:
         err_console().print(f"[yellow]warning: {warning}[/yellow]")
     raise_gates(result.gate_failures)

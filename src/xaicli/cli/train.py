@@ -159,6 +159,7 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary to stdout (with usable: false and the reasons when the model is not usable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-epoch lines or progress bar."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    report: bool = typer.Option(False, "--report", help="Also write OUTPUT/report.html: one page to read the run (see `xaicli report`)."),
 ) -> None:
     """Train a model on DATA and write a self-describing model file, its history and curves."""
     from xaicli.cli.progress import Progress
@@ -176,7 +177,7 @@ def train(
         validation_split=validation_split, augment=augment, seed=seed, labels=labels, label_column=label_column,
         pattern=pattern, masks=masks, normal_class=normal_class, cam_consistency=cam_consistency,
         cam_layer=cam_layer, cam_schedule=cam_schedule, cam_warmup=cam_warmup, cam_decay=cam_decay,
-        restore_best=restore_best, config=config, overwrite=overwrite,
+        restore_best=restore_best, config=config, overwrite=overwrite, report=report,
     ))
     console = err_console()
     epochs_total = int(values["epochs"])
@@ -229,6 +230,10 @@ def train(
             out.print("no validation split (--validation-split 0): no validation report")
         for key, path in result.outputs.items():
             out.print(f"  {key}: {path}")
+    from xaicli.cli.report import finish
+
+    finish("train", values["output"], values, report=bool(values["report"]), overwrite=bool(values["overwrite"]),
+           result=result, model=result.model_path)
     if result.failures:
         from xaicli.errors import PartialFailure
 

@@ -20,9 +20,12 @@ paper's map, shown above its minimum). The masked images are ``x * M`` in model-
 ``1 / (N p) * sum_i (score_i - mean score) M_i``: the paper's map minus ``mean score * sum_i M_i / (N p)``,
 whose expectation is a constant. This control variate removes the share of the map that comes from
 where the random masks happened to fall (the same for every image and every model under one seed),
-so the map's positive part shows what raises the score, and the weight-randomisation check compares
-the models rather than the masks. On the shipped faces regression model two seeds give maps that
-correlate at 0.17 without it and 0.97 with it (docs/metrics.md): it is the default.
+so the map shows what moves the score, and the weight-randomisation check compares the models
+rather than the masks. On the shipped faces regression model two seeds give maps that correlate at
+0.17 without it and 0.97 with it (docs/metrics.md): it is the default. The centred map is signed
+(positive where a pixel's presence raises the score, negative where it lowers it), so it is shown
+and scored by magnitude (``display = "abs"``, as Integrated Gradients): on the faces model the
+score falls with almost every pixel kept, and the positive part of nearly every map is empty.
 
 Each map comes with its split-half ``reliability`` (the maps of the even and of the odd masks,
 correlated and corrected by Spearman-Brown) and its ``cell`` (the grid cell, in pixels).
@@ -102,7 +105,10 @@ class RISE(Explainer):
     name: ClassVar[str] = "rise"
     needs_scores: ClassVar[bool] = False
     needs_blends: ClassVar[bool] = True
-    display: ClassVar[str] = "positive"  # centred: what raises the score above its mean
+    # centred, the map is a covariance of the score with each pixel's presence: a signed attribution
+    # whose two signs both count (on the faces regression model nearly every pixel's is negative, and
+    # the positive part is a blank tile)
+    display: ClassVar[str] = "abs"
 
     def __init__(self, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, seed: int = 0,
                  center: bool | str = True, reliability: float | str | None = 0.95, chunk: int = 250,

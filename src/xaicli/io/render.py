@@ -67,3 +67,14 @@ def overlay(
     base = to_channels(np.clip(image, 0.0, 1.0).astype(np.float32), 3)
     blended = (1.0 - alpha) * base + alpha * heat_rgb
     return np.clip(np.round(blended * 255.0), 0, 255).astype(np.uint8)
+
+
+def region_contours(mask: np.ndarray, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """The outline of a boolean region (holes included) as OpenCV contours of (x, y) points,
+    at ``size`` (height, width) if given: what a grid cell and a report draw over a map."""
+    cv2 = cv2_module()
+    region = np.asarray(mask, bool)
+    if size is not None and region.shape != tuple(size):
+        region = cv2.resize(region.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST) > 0
+    contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    return [c.reshape(-1, 2) for c in contours]

@@ -164,16 +164,25 @@ class _Faithfulness(MapMetric):
     def score(self, saliency: np.ndarray, **context: Any) -> float:
         return auc(self.curve(saliency, **context))
 
-    def score_many(self, saliencies: list[np.ndarray], **context: Any) -> list[float]:
-        """The AUCs of several maps of one image (every method's, the random one) from one batched
-        model call: the curves' images stacked, so no chunk is left part-empty per map."""
+    def curves_many(self, saliencies: list[np.ndarray], **context: Any) -> list[tuple[float, np.ndarray]]:
+        """The AUC and curve of several maps of one image (every method's, the random one) from one
+        batched model call: the curves' images stacked, so no chunk is left part-empty per map."""
         image, model_fn = self._context(context, "image"), self._context(context, "model_fn")
         stacks = [perturbed(image, nonnegative(s, self.normalization), mode=self.mode, baseline=self.baseline,
                             steps=self.steps, blur_sigma=self.blur_sigma, seed=self.seed) for s in saliencies]
         if not stacks:
             return []
         scores = np.asarray(model_fn(np.concatenate(stacks)), dtype=np.float64).reshape(len(stacks), -1)
-        return [auc(row) for row in scores]
+        return [(auc(row), row) for row in scores]
+
+    def score_many(self, saliencies: list[np.ndarray], **context: Any) -> list[float]:
+        """The AUCs of several maps of one image, from one batched model call (:meth:`curves_many`)."""
+        return [value for value, _ in self.curves_many(saliencies, **context)]
+
+    def score_curve(self, saliency: np.ndarray, **context: Any) -> tuple[float, np.ndarray]:
+        """The AUC and the curve it is the area of (a run's mean curves are drawn in its report)."""
+        values = self.curve(saliency, **context)
+        return auc(values), values
 
 
 class Deletion(_Faithfulness):

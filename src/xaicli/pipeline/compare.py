@@ -4,8 +4,9 @@ The pipeline's stages (read, predict/target, explain) and two more -- the random
 check and scoring -- feed the sinks: the comparison grid, ``predictions.csv`` (the age study's
 ``# | predicted | true | abs error``), ``scores.csv`` (image x method, the ``random`` reference
 map included), ``summary.csv`` (the means per method) and ``consistency.csv`` (the Grad-CAM
-consistency metric per class, classification with known truth), and with ``save_maps`` the maps as
-``explain`` writes them under ``OUT/maps/``. One model runner serves the explanations and the
+consistency metric per class, classification with known truth), ``curves.csv`` (the mean deletion
+and insertion curves per method), with ``save_maps`` the maps as ``explain`` writes them under
+``OUT/maps/``, and with ``report`` the per-image pictures of ``xaicli report`` (``OUT/report/``). One model runner serves the explanations and the
 faithfulness curves; a second one, only with ``sanity``, runs the weight-randomised copy.
 
 The randomisation sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018)
@@ -24,6 +25,7 @@ from typing import Any
 
 from xaicli.api import Explanation, LoadedModel, RegionSource
 from xaicli.errors import InputError, UsageError
+from xaicli.pipeline.curves import CurveSink
 from xaicli.pipeline.groups import QUALITY, Grouping
 from xaicli.pipeline.run import Batch, Method, Pipeline, make_methods
 from xaicli.pipeline.scoring import (
@@ -71,6 +73,13 @@ class CompareResult:
     quality: float = float("nan")  # on every explained image with a known truth
 
 
+def model_title(loaded: LoadedModel) -> str:
+    """The model as a grid page names it: its file (with its folder) and what it is."""
+    info = loaded.info
+    name = f"{loaded.path.parent.name}/{loaded.path.name}" if loaded.path is not None else "model in memory"
+    return f"model {name}: {info.architecture or 'foreign model'}, {info.task}"
+
+
 def randomized_copy(model: Any, seed: int = 0) -> Any:
     """The same architecture with every weight drawn afresh from its initializer (Adebayo et al.)."""
     import keras
@@ -105,6 +114,7 @@ def score_stage(scorer: Scorer, *, random_baseline: bool, seed: int) -> Callable
     def stage(batch: Batch, pipeline: Pipeline) -> None:
         for record in batch.good:
             regions, record.region_status, record.region_failure = scorer.region(record)
+            record.regions = regions  # the grid and the report outline them
             model_fn = None
             if "model_fn" in scorer.needs:
                 model_fn = model_function(pipeline.runner, pipeline.info, record.target)
@@ -160,6 +170,7 @@ def compare(
     precision: str = "fp32",
     keep_rows: bool = False,
     keep_predictions: int = 20,
+    report: bool = False,
     progress: Callable[[int, int], None] | None = None,
     engine: Any = "local",
     address: str | None = None,
@@ -167,7 +178,8 @@ def compare(
 ) -> CompareResult:
     """Explain, score and draw every image under ``inputs`` (see the module docstring); ``engine``
     (``local``, ``ray``, :mod:`xaicli.pipeline.engines`) runs the per-image stages, ``resume``
-    continues an interrupted run in ``output_dir`` (:mod:`xaicli.pipeline.journal`)."""
+    continues an interrupted run in ``output_dir`` (:mod:`xaicli.pipeline.journal`); with
+    ``report``, also keep the per-image pictures ``xaicli report`` shows (``OUT/report/``)."""
     from xaicli import datasets
     from xaicli.io import check_outputs, discover
     from xaicli.io.grid import GridWriter
@@ -210,12 +222,13 @@ def compare(
                          resume=resume, overwrite=overwrite)
     overwrite = overwrite or journal.resuming  # this run's own outputs, made again from the same records
     grid = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
-                      alpha=alpha, mode=modes, overwrite=overwrite)
+                      alpha=alpha, mode=modes, overwrite=overwrite, title=model_title(loaded))
     planned = [out / "scores.csv", out / "summary.csv", out / "predictions.csv"]
     planned += [out / "consistency.csv"] if scorer.set_metrics else []
     planned += [grid.page_path(n) for n in range(1, -(-len(sources) // rows_per_page) + 1)]
     planned += [out / "maps" / "maps.csv"] if save_maps else []
     planned += sorted(out.glob("grid-correct-*.png")) + sorted(out.glob("grid-incorrect-*.png"))
+    planned += [out / "curves.csv"] if scorer.has_curves else []
     check_outputs(planned, overwrite)
 
     work = Work(loaded, partial(compare_stages, methods=pairs, scorer=scorer, target=target, score=score,
@@ -226,7 +239,7 @@ def compare(
     scores = ScoreSink(out, scorer, info, order=order, overwrite=overwrite, keep_rows=keep_rows, grouping=grouping)
     predictions = PredictionSink(out / "predictions.csv", info, layout="study", has_truth=True, overwrite=overwrite,
                                  keep_rows=keep_predictions)
-    sinks: list[Any] = [predictions, scores, GridSink(grid, info)]
+    sinks: list[Any] = [predictions, scores, GridSink(grid, info), CurveSink(out / "curves.csv", overwrite=overwrite)]
     if info.task == "classification" and truth_source is not None:
         # the fifth study's view: the maps of the correct and of the incorrect predictions apart
         for outcome, wanted in (("correct", True), ("incorrect", False)):
@@ -236,6 +249,11 @@ def compare(
                                                                              and (r.prediction.index == r.truth) == wanted)))
     if save_maps:
         sinks.append(MapSink(out / "maps", colormap=colormap, alpha=alpha, overwrite=overwrite))
+    if report:  # the per-image pictures of `xaicli report` (OUT/report/), kept as the records pass
+        from xaicli.report.keep import ViewSink
+
+        sinks.append(ViewSink(out / "report", info, colormap=colormap, alpha=alpha, modes=modes, class_means=scores,
+                              overwrite=overwrite))
     failures: list[tuple[str, str]] = []
     region_failures: list[tuple[str, str]] = []
     no_region: list[tuple[str, str]] = []

@@ -23,7 +23,7 @@ from xaicli.errors import InputError, XaicliError
 from xaicli.pipeline.record import Record
 from xaicli.pipeline.run import Pipeline
 from xaicli.pipeline.scoring import strip_path
-from xaicli.pipeline.sinks import PredictionSink, prediction_columns
+from xaicli.pipeline.sinks import PredictionSink, close_all, discard_all, prediction_columns
 
 
 @dataclass
@@ -103,13 +103,15 @@ def predict(
     threshold: float = 0.5,
     frame: int | str | None = None,
     keep_rows: int = 50,
+    report: bool = False,
     progress: Callable[[int, int], None] | None = None,
     engine: Any = "local",
     address: str | None = None,
     resume: bool = False,
 ) -> PredictResult:
     """Predict every image under ``inputs`` (see the module docstring for what is written);
-    ``engine`` runs the per-image stages, ``resume`` continues an interrupted run (as in ``compare``)."""
+    ``engine`` runs the per-image stages, ``resume`` continues an interrupted run (as in ``compare``);
+    with ``report``, also keep the small copies of the images ``xaicli report`` shows (``OUT/report/``)."""
     from xaicli import datasets, io
     from xaicli.evaluation import write_classification_files
     from xaicli.pipeline.engines import Work, engine_for, records
@@ -134,7 +136,7 @@ def predict(
                                            pattern=pattern, masks=masks)
     # never pad a small run up to a large batch: compute only what is there
     work = Work(loaded, partial(predict_stages, batch_size=min(batch_size, len(sources)), frame=frame),
-                with_image=info.task == "segmentation")
+                with_image=info.task == "segmentation" or report)
     evaluation = _Evaluation(info, normal_class)
     failures: list[tuple[str, str]] = []
     last_mask: list[str] = []  # the mask file being written (not yet listed in predictions.csv)
@@ -163,6 +165,11 @@ def predict(
     has_truth = any(t is not None for t in truths)
     sink = PredictionSink(out / "predictions.csv", info, layout="full", has_truth=has_truth, overwrite=overwrite,
                           keep_rows=keep_rows, extra=segmentation_columns if info.task == "segmentation" else None)
+    sinks: list[Any] = [sink]
+    if report:  # the pictures of `xaicli report`'s per-image rows
+        from xaicli.report.keep import ViewSink
+
+        sinks.append(ViewSink(out / "report", info, overwrite=overwrite))
     done = 0
     try:
         for record in records(runner, work, sources, truths, journal):
@@ -170,27 +177,28 @@ def predict(
             if not record.ok:
                 failures.append((record.label, strip_path(record.error or "failed", record.label)))
                 continue
-            sink.add(record)
+            for each in sinks:
+                each.add(record)
             evaluation.add(record)
             if progress is not None:
                 progress(done, len(sources))
-        written = sink.close()
+        written = close_all(sinks)
     except BaseException as error:
         from xaicli.io.write import remove_written
 
         masks = [row.get("mask", "") for row in sink.stream.written_rows()] if info.task == "segmentation" else []
-        sink.discard()
+        discard_all(sinks)
         remove_written(out, masks + last_mask)  # an interrupted run leaves no masks/ to block its rerun
         journal.interrupted(error)
         raise
-    report = evaluation.report()
-    if report is not None:
-        report["truth_source"] = truth_source
-        written["evaluation"] = str(io.write_json(out / "evaluation.json", report, overwrite=overwrite))
+    evaluated = evaluation.report()
+    if evaluated is not None:
+        evaluated["truth_source"] = truth_source
+        written["evaluation"] = str(io.write_json(out / "evaluation.json", evaluated, overwrite=overwrite))
         if info.task == "classification":
-            written.update(write_classification_files(report, out, overwrite=overwrite))
+            written.update(write_classification_files(evaluated, out, overwrite=overwrite))
     journal.finish()
     if info.task == "segmentation" and sink.stream.count:
         written["masks"] = str(out / "masks")
-    return PredictResult(info.task, sink.rows, prediction_columns(info, "full", has_truth), report, truth_source,
+    return PredictResult(info.task, sink.rows, prediction_columns(info, "full", has_truth), evaluated, truth_source,
                          failures, written, len(sources), sink.stream.count)

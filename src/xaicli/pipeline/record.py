@@ -69,6 +69,8 @@ class Record:
     target: Target | None = None
     maps: list[MethodMap] = field(default_factory=list)
     region: np.ndarray | None = None
+    #: each region of interest by its label (None where the image has none), once scored
+    regions: dict[str, np.ndarray | None] = field(default_factory=dict)
     region_status: str = ""
     #: why the region could not be made although it should exist (an unreadable mask file)
     region_failure: str | None = None
@@ -77,6 +79,8 @@ class Record:
     #: the maps of a weight-randomised copy of the model, per map key (the sanity check)
     randomized: dict[str, np.ndarray] = field(default_factory=dict)
     scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: map key -> metric column -> the curve a score is the area of (deletion, insertion)
+    curves: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 

@@ -23,6 +23,7 @@ import numpy as np
 from xaicli.api import RegionSource, Target
 from xaicli.errors import InputError, XaicliError
 from xaicli.io import Source
+from xaicli.pipeline.curves import CurveSink
 from xaicli.pipeline.record import MethodMap, Record, method_key
 from xaicli.pipeline.scoring import (
     SECONDS,
@@ -141,7 +142,8 @@ def score_run(
     for gate in gates:
         gate.check(methods, [*scorer.columns, SECONDS, "Reliability", "Images"])
     check_outputs([out / "scores.csv", out / "summary.csv", out / "warnings.csv"]
-                  + ([out / "consistency.csv"] if scorer.set_metrics else []), overwrite)
+                  + ([out / "consistency.csv"] if scorer.set_metrics else [])
+                  + ([out / "curves.csv"] if scorer.has_curves and loaded is not None else []), overwrite)
     runner = None
     info = getattr(loaded, "info", None)
     if "model_fn" in scorer.needs:
@@ -151,6 +153,7 @@ def score_run(
                              input_shape=tuple(info.input_shape))
     truth_of = _truths(rows, base, info)
     sink = ScoreSink(out, scorer, None, order=[], overwrite=overwrite)
+    curves = CurveSink(out / "curves.csv", overwrite=overwrite)
     failures: list[tuple[str, str]] = []
     no_region: list[tuple[str, str]] = []
     done = 0
@@ -184,9 +187,10 @@ def score_run(
                     failures.extend((f"{row['image']} [{m.key}]", str(exc)) for m in record.maps)
                     record.maps = []
             sink.add(record)
+            curves.add(record)
             if progress is not None:
                 progress(done, len(rows))
-        outputs = sink.close()
+        outputs = {**sink.close(), **curves.close()}
     except BaseException:
         sink.discard()
         raise

@@ -206,10 +206,16 @@ class Scorer:
             return None, EMPTY_REGION, None
         return mask, REGION_OK, None
 
+    @property
+    def has_curves(self) -> bool:
+        """Whether a metric of this run scores the area of a curve (``score_curve``: deletion, insertion)."""
+        return any(hasattr(m, "score_curve") for m in self.metrics)
+
     def score(self, saliency: np.ndarray, context: dict[str, Any], mode: str = "positive",
-              known: dict[str, float] | None = None) -> dict[str, float]:
+              known: dict[str, float] | None = None, curves: dict[str, np.ndarray] | None = None) -> dict[str, float]:
         """Every column for one map; ``context["regions"]`` holds each region's mask (or None);
-        ``known``: columns already computed (batched, see :meth:`score_record`)."""
+        ``known``: columns already computed (batched, see :meth:`score_record`). ``curves``, if
+        given, receives the curve of each column a metric scores as its area."""
         metrics = {m.name: m for m in self._metrics(mode)[0]}
         regions = context.get("regions") or {}
         values: dict[str, float] = {}
@@ -221,12 +227,19 @@ class Scorer:
             if any(ctx.get(key) is None for key in metric.requires if key != "cell"):
                 values[column] = math.nan  # e.g. no region for this image: reported, not scored
                 continue
-            values[column] = float(metrics[metric.name].score(saliency, **ctx))
+            made = metrics[metric.name]
+            if curves is not None and hasattr(made, "score_curve"):
+                value, curves[column] = made.score_curve(saliency, **ctx)
+                values[column] = float(value)
+            else:
+                values[column] = float(made.score(saliency, **ctx))
         return values
 
-    def _batched(self, maps: list[tuple[str, np.ndarray, str]], context: dict[str, Any]) -> dict[str, dict[str, float]]:
+    def _batched(self, maps: list[tuple[str, np.ndarray, str]], context: dict[str, Any],
+                 curves: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, float]]:
         """The columns of metrics that score several maps in one model call (deletion, insertion):
-        per map key, for every map of the image at once (grouped by normalisation mode)."""
+        per map key, for every map of the image at once (grouped by normalisation mode); the curves
+        of those that score a curve's area go into ``curves`` (map key -> column -> curve)."""
         known: dict[str, dict[str, float]] = {key: {} for key, _, _ in maps}
         for (metric, region), column in zip(self.layout, self.columns, strict=True):
             if region is not None or not hasattr(metric, "score_many"):
@@ -236,7 +249,14 @@ class Scorer:
             for mode in sorted({m for _, _, m in maps}):
                 chosen = [(key, saliency) for key, saliency, m in maps if m == mode]
                 instance = next(m for m in self._metrics(mode)[0] if m.name == metric.name)
-                for (key, _), value in zip(chosen, instance.score_many([s for _, s in chosen], **context), strict=True):
+                if hasattr(instance, "curves_many"):
+                    made = instance.curves_many([s for _, s in chosen], **context)
+                    values = [value for value, _ in made]
+                    for (key, _), (_, curve) in zip(chosen, made, strict=True):
+                        curves.setdefault(key, {})[column] = curve
+                else:
+                    values = instance.score_many([s for _, s in chosen], **context)
+                for (key, _), value in zip(chosen, values, strict=True):
                     known[key][column] = float(value)
         return known
 
@@ -248,16 +268,18 @@ class Scorer:
         maps = [(m.key, m.map, self.mode(m.method, m.display)) for m in record.maps]
         if random_map is not None:
             maps.append((RANDOM_METHOD, random_map, "positive"))
-        known = self._batched(maps, context)
+        known = self._batched(maps, context, record.curves)
         for m in record.maps:
             ctx = {**context, "cell": m.cell}
             if m.key in record.randomized:
                 ctx["random_saliency"] = at_shape(record.randomized[m.key], m.map.shape)
-            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display), known[m.key])
+            record.scores[m.key] = self.score(m.map, ctx, self.mode(m.method, m.display), known[m.key],
+                                              curves=record.curves.setdefault(m.key, {}))
         if random_map is not None:  # the chance reference, scored by the same rules: the coarsest
             # tolerance any method got for this image, and no randomised-model map (those columns NaN)
             cell = max((m.cell for m in record.maps), default=0.0)
-            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell}, known=known[RANDOM_METHOD])
+            record.scores[RANDOM_METHOD] = self.score(random_map, {**context, "cell": cell}, known=known[RANDOM_METHOD],
+                                                      curves=record.curves.setdefault(RANDOM_METHOD, {}))
 
 
 def at_shape(saliency: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -111,10 +111,12 @@ class GridSink:
             return
         maps = {m.key: m.map for m in record.maps if m.key == m.method}
         caption = [Path(record.name).name, f"pred: {_predicted_text(record)}"]
+        if record.prediction.task == "classification":  # on its own line: a long class name leaves no room
+            caption.append(f"confidence {record.prediction.confidence:.2f}")
         truth = truth_text(record, self.info)
         if truth:
             caption.append(f"true: {truth}")
-        self.grid.add(record.image, maps, caption)
+        self.grid.add(record.image, maps, caption, record.regions)
 
     def close(self) -> dict[str, Any]:
         key = "grid" if self.grid.stem == "grid" else self.grid.stem.replace("-", "_")

@@ -1,8 +1,9 @@
 """A record as it travels between processes and as it rests in a run folder: JSON fields plus arrays.
 
 After the per-image stages a :class:`~xaicli.pipeline.record.Record` holds what the sinks need --
-the prediction, the target, the maps at the image's resolution, the scores, the region status, the
-image itself for overlays and the grid. :func:`pack` splits it into *fields* (JSON: one line of the
+the prediction, the target, the maps at the image's resolution, the scores (and the deletion and
+insertion curves they are the areas of), the regions and their status, the image itself for overlays
+and the grid. :func:`pack` splits it into *fields* (JSON: one line of the
 run journal, exactly what the CSV rows and summaries are rebuilt from) and *arrays* (the image and
 the maps, float32, stored losslessly in one ``.npz`` per image); :func:`unpack` makes the same record
 again. Small vectors (class probabilities, a class target's weights) stay in the fields: JSON writes
@@ -77,7 +78,14 @@ def pack(record: Record, *, with_image: bool = True) -> tuple[dict[str, Any], di
                      "cell": float(m.cell)})
     if record.region is not None:  # the grid outlines it
         arrays["region"] = np.asarray(record.region)
-    fields.update(maps=maps, region_status=record.region_status, region_failure=record.region_failure,
+    regions = []  # the report outlines each region of interest
+    for k, (label, mask) in enumerate(record.regions.items()):
+        if mask is not None:
+            arrays[f"region{k}"] = np.asarray(mask)
+        regions.append({"label": label, "array": f"region{k}" if mask is not None else None})
+    curves = {key: {column: _vector(curve, f"curve-{key}-{column}", arrays) for column, curve in by_column.items()}
+              for key, by_column in record.curves.items()}
+    fields.update(regions=regions, curves=curves, maps=maps, region_status=record.region_status, region_failure=record.region_failure,
                   scores={key: {column: float(v) for column, v in values.items()}
                           for key, values in record.scores.items()},
                   warnings=list(record.warnings))
@@ -104,6 +112,10 @@ def unpack(fields: dict[str, Any], arrays: Any, source: Source, truth: Any = Non
                              m["display"], m["key"], m.get("cell", 0.0)) for k, m in enumerate(fields.get("maps", []))]
     if "region" in arrays:
         record.region = np.asarray(arrays["region"])
+    record.regions = {r["label"]: None if r["array"] is None else np.asarray(arrays[r["array"]])
+                      for r in fields.get("regions", [])}
+    record.curves = {key: {column: _unvector(curve, arrays) for column, curve in by_column.items()}
+                     for key, by_column in fields.get("curves", {}).items()}
     record.region_status = fields.get("region_status", "")
     record.region_failure = fields.get("region_failure")
     record.scores = {key: dict(values) for key, values in fields.get("scores", {}).items()}
