@@ -232,7 +232,8 @@ def _check_class_mean_maps(path, rows, means_by_row, cell=96):
             scores = cv2.matchTemplate(figure, tile, cv2.TM_SQDIFF) / tile.size  # mean squared difference
             assert scores.min() < 1.0, (row["depth"], row["lambda"], name)  # drawn, to within rounding
             if np.ptp(mean) > 0.05:  # a flat map (a model that learned no map yet) matches any flat patch
-                where[row["depth"], float(row["lambda"]), name] = {(int(y), int(x)) for y, x in zip(*np.nonzero(scores < 1.0))}
+                ys, xs = np.nonzero(scores < 1.0)
+                where[row["depth"], float(row["lambda"]), name] = {(int(y), int(x)) for y, x in zip(ys, xs, strict=True)}
     assert len(where) >= len(rows)
 
     def placed(a, b, rule):
