@@ -109,8 +109,8 @@ class Rounds:
         while start < self.cap and self.active.any():
             stop = self.cap if self.target is None else min(start + self.chunk, self.cap)
             images = np.flatnonzero(self.active)
+            self.used[images] = stop  # before the caller's report: a round that reaches the target is the last
             yield start, stop, images
-            self.used[images] = stop
             start = stop
 
     def report(self, images: np.ndarray, reliability: np.ndarray) -> None:
