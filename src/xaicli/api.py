@@ -354,7 +354,10 @@ class Metric(ABC):
     the engine refuses up front a metric whose needs the run cannot meet); ``higher_is_better``
     (True, False, or None where neither direction is better); ``per_image``. A metric whose
     constructor takes ``normalization`` gets the run's map normalisation (one of :data:`DISPLAYS`
-    but ``signed``). Dataset metrics implement :meth:`accumulator`.
+    but ``signed``). Dataset metrics implement :meth:`accumulator`. Optional, for metrics that score
+    a curve's area with model calls (deletion, insertion): ``score_many(saliencies, **context)``
+    (the scores of several maps of one image from one batched call), ``curves_many`` (the same as
+    ``(score, curve)`` pairs) and ``score_curve(saliency, **context)`` (one ``(score, curve)``).
     """
 
     name: ClassVar[str] = ""

@@ -6,8 +6,8 @@ check and scoring -- feed the sinks: the comparison grid, ``predictions.csv`` (t
 map included), ``summary.csv`` (the means per method) and ``consistency.csv`` (the Grad-CAM
 consistency metric per class, classification with known truth), ``curves.csv`` (the mean deletion
 and insertion curves per method), with ``save_maps`` the maps as ``explain`` writes them under
-``OUT/maps/``, and with ``report`` the per-image pictures of ``xaicli report`` (``OUT/report/``). One model runner serves the explanations and the
-faithfulness curves; a second one, only with ``sanity``, runs the weight-randomised copy.
+``OUT/maps/``, and with ``report`` the per-image pictures of ``xaicli report`` (``OUT/report/``).
+One model runner serves the explanations and the faithfulness curves; a second one, only with ``sanity``, runs the weight-randomised copy.
 
 The randomisation sanity check (Adebayo et al., "Sanity Checks for Saliency Maps", NeurIPS 2018)
 explains each image a second time with a copy of the model whose weights are re-initialised, for
@@ -244,7 +244,8 @@ def compare(
         # the fifth study's view: the maps of the correct and of the incorrect predictions apart
         for outcome, wanted in (("correct", True), ("incorrect", False)):
             pages = GridWriter(out, method_names, tile=tile, rows_per_page=rows_per_page, colormap=colormap,
-                               alpha=alpha, mode=modes, overwrite=overwrite, stem=f"grid-{outcome}")
+                               alpha=alpha, mode=modes, overwrite=overwrite, stem=f"grid-{outcome}",
+                               title=model_title(loaded))
             sinks.append(GridSink(pages, info, keep=lambda r, wanted=wanted: (r.truth is not None
                                                                              and (r.prediction.index == r.truth) == wanted)))
     if save_maps:

@@ -85,7 +85,8 @@ def pack(record: Record, *, with_image: bool = True) -> tuple[dict[str, Any], di
         regions.append({"label": label, "array": f"region{k}" if mask is not None else None})
     curves = {key: {column: _vector(curve, f"curve-{key}-{column}", arrays) for column, curve in by_column.items()}
               for key, by_column in record.curves.items()}
-    fields.update(regions=regions, curves=curves, maps=maps, region_status=record.region_status, region_failure=record.region_failure,
+    fields.update(maps=maps, regions=regions, curves=curves, region_status=record.region_status,
+                  region_failure=record.region_failure,
                   scores={key: {column: float(v) for column, v in values.items()}
                           for key, values in record.scores.items()},
                   warnings=list(record.warnings))
