@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xaicli import sampledata
+from xaicli import sample_dicom, sampledata
 from xaicli.io import read_image, read_mask
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -91,7 +91,7 @@ def test_dicom_series_carries_fictitious_patient_data_and_chest_pixels():
     assert len({ds.SeriesInstanceUID for ds in datasets}) == 1
     assert len({ds.SOPInstanceUID for ds in datasets}) == 5
     ds = datasets[0]
-    assert str(ds.PatientName) == sampledata.FICTITIOUS_PATIENT["PatientName"]
+    assert str(ds.PatientName) == sample_dicom.FICTITIOUS_PATIENT["PatientName"]
     assert ds.ReferencedStudySequence[0].ReferencedSOPInstanceUID
     private = [e for e in ds if e.tag.is_private and e.VR == "PN"]
     assert private and str(private[0].value) == str(ds.PatientName)

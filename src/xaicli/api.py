@@ -234,26 +234,17 @@ class Runner(Protocol):
         """Images in [0, 1] at the model's size -> model inputs (for baselines in image space)."""
 
     def predict(self, x: np.ndarray | Stack) -> np.ndarray: ...
-
     def scores(self, x: np.ndarray | Stack, target: Target | ScoreTarget, rows: Any = None) -> np.ndarray: ...
-
     def iter_scores(self, x: np.ndarray | Stack, target: Target | ScoreTarget,
                     rows: Any = None) -> Iterator[tuple[int, int, np.ndarray]]: ...
-
     def gradients(self, x: np.ndarray | Stack, target: Target, rows: Any = None) -> tuple[np.ndarray, np.ndarray]: ...
-
     def iter_gradients(self, x: np.ndarray | Stack, target: Target,
                        rows: Any = None) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]: ...
-
     def blend_scores(self, blend: Blend, target: Target | ScoreTarget) -> np.ndarray: ...
-
     def iter_blend_scores(self, blend: Blend, target: Target | ScoreTarget
                           ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]: ...
-
     def resolve_layers(self, names: Sequence[str] | str | None) -> list[LayerRef]: ...
-
     def activations(self, x: np.ndarray, refs: Sequence[LayerRef]) -> list[np.ndarray]: ...
-
     def activation_gradients(self, x: np.ndarray, target: Target, refs: Sequence[LayerRef],
                              rows: Any = None) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]: ...
 
@@ -354,10 +345,9 @@ class Metric(ABC):
     the engine refuses up front a metric whose needs the run cannot meet); ``higher_is_better``
     (True, False, or None where neither direction is better); ``per_image``. A metric whose
     constructor takes ``normalization`` gets the run's map normalisation (one of :data:`DISPLAYS`
-    but ``signed``). Dataset metrics implement :meth:`accumulator`. Optional, for metrics that score
-    a curve's area with model calls (deletion, insertion): ``score_many(saliencies, **context)``
-    (the scores of several maps of one image from one batched call), ``curves_many`` (the same as
-    ``(score, curve)`` pairs) and ``score_curve(saliency, **context)`` (one ``(score, curve)``).
+    but ``signed``). Dataset metrics implement :meth:`accumulator`. Optional, for curve-area metrics
+    (deletion, insertion): ``score_many(saliencies, **context)``, several maps of one image in one
+    batched call; ``curves_many`` (its ``(score, curve)`` pairs); ``score_curve`` (one such pair).
     """
 
     name: ClassVar[str] = ""
