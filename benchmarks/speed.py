@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from parts import run_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -233,12 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = [f"# Below the fp32 floor ({os.cpu_count()} CPU cores; median of {args.rounds} interleaved rounds)", "",
              f"Command: `python benchmarks/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
-    for part in args.parts.split(","):
-        PARTS[part.strip()](args, lines)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.output}")
-    return 0
+    return run_parts(PARTS, args, lines)
 
 
 if __name__ == "__main__":

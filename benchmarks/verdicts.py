@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from parts import run_parts
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -102,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = ["# Can the maps be trusted? (the shipped sets, default settings)", "",
              f"Command: `python benchmarks/verdicts.py {' '.join(argv if argv is not None else sys.argv[1:])}`", ""]
-    for part in args.parts.split(","):
-        PARTS[part.strip()](args, lines)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.output}")
-    return 0
+    return run_parts(PARTS, args, lines)
 
 
 if __name__ == "__main__":
